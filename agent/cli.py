@@ -1,0 +1,295 @@
+"""The `ragroute` command line: ingest, search, ask, delete, stats, quickstart, eval, serve."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from agent.errors import InputError, RagrouteError
+
+DEFAULT_INDEX_DIR = Path.home() / ".ragroute" / "index"
+QUICKSTART_QUESTION = "What is the maximum lifetime of an API token?"
+
+
+def index_dir(args: argparse.Namespace) -> str:
+    """The index folder: --index, else RAGROUTE_INDEX_DIR, else ~/.ragroute/index."""
+    return str(args.index or os.environ.get("RAGROUTE_INDEX_DIR") or DEFAULT_INDEX_DIR)
+
+
+def sample_corpus_dir() -> Path:
+    """The bundled sample corpus shipped inside the package."""
+    return Path(str(resources.files("agent").joinpath("sample_corpus")))
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def _parse_filter(raw: str | None) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--filter is not valid JSON ({exc.msg} at char {exc.pos}): {raw!r}") from None
+    if not isinstance(value, dict):
+        raise InputError(f"--filter must be a JSON object, got {raw!r}")
+    return value
+
+
+def _parse_groups(raw: str | None) -> list[str] | None:
+    if raw is None:
+        return None
+    return [g.strip() for g in raw.split(",") if g.strip()]
+
+
+def _access(args: argparse.Namespace) -> Any:
+    from tools.types import AccessScope
+
+    groups = _parse_groups(getattr(args, "groups", None))
+    clearance = getattr(args, "clearance", None)
+    if groups is None and clearance is None:
+        return None
+    return AccessScope(groups=groups or [], clearance=clearance if clearance is not None else 0)
+
+
+def _open_index(args: argparse.Namespace) -> Any:
+    from tools.index import HybridIndex
+
+    return HybridIndex.open(index_dir(args))
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Ingest files or folders into the index."""
+    from tools.ingest import ingest_paths
+    from tools.metadata import parse_meta_args
+
+    meta = parse_meta_args(args.meta or [])
+    for path in args.paths:
+        if not Path(path).exists():
+            raise InputError(f"no such file or folder: {path}")
+    index = _open_index(args)
+    try:
+        report = ingest_paths(index, args.paths, meta=meta, progress=not args.json and not args.no_progress)
+    finally:
+        index.close()
+    data = report.to_dict()
+    if args.json:
+        _print_json(data)
+    else:
+        print(
+            f"added {len(report.added)}, updated {len(report.updated)}, unchanged {len(report.unchanged)}, "
+            f"failed {len(report.failed)}; {report.chunks_written} chunks written in {report.seconds:.1f}s"
+        )
+        for source, message in report.failed:
+            print(f"  failed: {source}: {message}", file=sys.stderr)
+    return 1 if report.failed and not (report.added or report.updated or report.unchanged) else 0
+
+
+def _print_hits(hits: Sequence[Any]) -> None:
+    if not hits:
+        print("no results")
+    for i, hit in enumerate(hits, 1):
+        ranks = ", ".join(f"{k}#{v}" if v else f"{k}:-" for k, v in hit.ranks.items())
+        where = " > ".join(p for p in (hit.title, hit.section) if p)
+        text = " ".join(hit.text.split())
+        print(f"[{i}] {hit.score:.4f} ({ranks}) {hit.doc_id} | {where}")
+        print(f"    {text[:240]}{'...' if len(text) > 240 else ''}")
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """Hybrid search: ranked passages with fused scores and per-source ranks."""
+    if args.k < 1 or args.k > 1000:
+        raise InputError(f"-k must be between 1 and 1000, got {args.k}")
+    index = _open_index(args)
+    try:
+        hits = index.search(args.query, k=args.k, filters=_parse_filter(args.filter), access=_access(args))
+    finally:
+        index.close()
+    if args.json:
+        _print_json({"query": args.query, "results": [h.to_dict() for h in hits]})
+    else:
+        _print_hits(hits)
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    """Delete documents by id from every store."""
+    index = _open_index(args)
+    try:
+        results = {doc_id: index.delete_document(doc_id) for doc_id in args.doc_ids}
+    finally:
+        index.close()
+    if args.json:
+        deleted = [d for d, ok in results.items() if ok]
+        _print_json({"deleted": deleted, "not_found": [d for d in results if d not in deleted]})
+    else:
+        for doc_id, ok in results.items():
+            print(f"{'deleted' if ok else 'not found'}: {doc_id}")
+    return 0 if all(results.values()) else 1
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    """Index statistics."""
+    index = _open_index(args)
+    try:
+        stats = index.stats()
+    finally:
+        index.close()
+    if args.json:
+        _print_json(stats)
+    else:
+        for key, value in stats.items():
+            print(f"{key}: {value}")
+    return 0
+
+
+def _ask_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, Any] = {"index_dir": index_dir(args)}
+    flt = _parse_filter(getattr(args, "filter", None))
+    if flt is not None:
+        overrides["filters"] = flt
+    groups = _parse_groups(getattr(args, "groups", None))
+    if groups is not None:
+        overrides["user_groups"] = groups
+    if getattr(args, "clearance", None) is not None:
+        overrides["clearance"] = args.clearance
+    if getattr(args, "llm", None):
+        overrides["llm"] = args.llm
+    if getattr(args, "reranker", None):
+        overrides["reranker"] = args.reranker
+    return overrides
+
+
+def _print_answer(result: dict[str, Any]) -> None:
+    print(result["answer"])
+    print()
+    for c in result.get("citations", []):
+        where = " > ".join(p for p in (c.get("title"), c.get("section")) if p)
+        print(f"  [{c['n']}] {c['doc_id']} | {where}")
+    timings = result.get("timings", {})
+    print(
+        f"\nroute={result.get('route')} k={result.get('k')} faithfulness={result.get('faithfulness', 0):.2f} "
+        f"generator={result.get('generator')} total={timings.get('total', 0):.0f}ms"
+    )
+    for note in result.get("degradations", []):
+        print(f"  degraded: {note}", file=sys.stderr)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    """Answer a question with citations through the query graph."""
+    from agent.api import ask
+
+    result = ask(args.question, **_ask_overrides(args))
+    if args.json:
+        _print_json(result)
+    else:
+        _print_answer(result)
+    return 0
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    """Index the bundled sample corpus, then search and ask a question on it."""
+    from tools.ingest import ingest_paths
+
+    corpus = sample_corpus_dir()
+    index = _open_index(args)
+    try:
+        report = ingest_paths(index, [str(corpus)], progress=not args.json)
+        hits = index.search(QUICKSTART_QUESTION, k=3)
+    finally:
+        index.close()
+    from agent.api import ask
+
+    result = ask(args.question or QUICKSTART_QUESTION, index_dir=index_dir(args))
+    if args.json:
+        _print_json({"ingest": report.to_dict(), "search": [h.to_dict() for h in hits], "ask": result})
+        return 0
+    print(f"Indexed the sample corpus ({corpus}) into {index_dir(args)}:")
+    print(f"  added {len(report.added)}, updated {len(report.updated)}, unchanged {len(report.unchanged)}, "
+          f"failed {len(report.failed)}\n")
+    print(f"ragroute search {QUICKSTART_QUESTION!r} -k 3")
+    _print_hits(hits)
+    print(f"\nragroute ask {(args.question or QUICKSTART_QUESTION)!r}")
+    _print_answer(result)
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+
+
+def _add_access_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--filter", help='metadata filter as JSON, e.g. \'{"doc_type": "technical"}\'')
+    p.add_argument("--groups", help="caller's access groups, comma separated")
+    p.add_argument("--clearance", type=int, help="caller's security clearance (integer)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse tree for every subcommand."""
+    parser = argparse.ArgumentParser(prog="ragroute", description=__doc__)
+    parser.add_argument("--index", help="index folder (default: $RAGROUTE_INDEX_DIR or ~/.ragroute/index)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.add_argument("--json", action="store_true", help="machine-readable JSON output")
+        p.set_defaults(func=func)
+        return p
+
+    p = add("ingest", cmd_ingest, "ingest files or folders (.md .txt .html .pdf .jsonl)")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--meta", action="append", metavar="KEY=VALUE", help="metadata for every document")
+    p.add_argument("--no-progress", action="store_true")
+
+    p = add("search", cmd_search, "hybrid search without generation")
+    p.add_argument("query")
+    p.add_argument("-k", type=int, default=5)
+    _add_access_args(p)
+
+    p = add("ask", cmd_ask, "answer a question with citations")
+    p.add_argument("question")
+    _add_access_args(p)
+    p.add_argument("--llm", help="chat model spec, e.g. openai:gpt-4o-mini (default: offline)")
+    p.add_argument("--reranker", help="auto | none | local | cohere | cross-encoder:/path")
+
+    p = add("delete", cmd_delete, "delete documents by id")
+    p.add_argument("doc_ids", nargs="+")
+
+    add("stats", cmd_stats, "index statistics")
+
+    p = add("quickstart", cmd_quickstart, "index the bundled sample corpus and answer a question")
+    p.add_argument("--question", help=f"question to ask (default: {QUICKSTART_QUESTION!r})")
+
+    for module in ("evals.cli", "agent.server"):
+        try:
+            register = __import__(module, fromlist=["register"]).register
+        except (ImportError, AttributeError):
+            continue
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: run a subcommand, turning user mistakes into one-line errors."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except RagrouteError as exc:
+        print(f"ragroute: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ragroute: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
