@@ -250,14 +250,21 @@ def cited_sentences(answer: str) -> list[tuple[str, list[int]]]:
     return [(s, [int(n) for n in _CITE.findall(s)]) for s in split_sentences(answer)]
 
 
-def _default_support() -> Any:
-    """The project's sentence-support scorer when tools/faithfulness provides one, else token overlap."""
+def support_scorer() -> Any:
+    """The project's sentence-support score (tools.faithfulness, MiniLM + word coverage) as
+    `fn(sentence, passage) -> float`; the token-overlap `overlap_support` when that is unavailable."""
     try:
-        from tools import faithfulness  # optional: written by the graph's owner
+        from agent import providers
+        from tools.faithfulness import score_answer
     except ImportError:
         return overlap_support
-    fn = getattr(faithfulness, "support_score", None)
-    return fn if callable(fn) else overlap_support
+    embed = providers.embedder()
+
+    def support(sentence: str, passage: str) -> float:
+        parts = score_answer(f"{sentence.strip()} [1]", [{"n": 1, "text": passage}], embed)
+        return min((p.support for p in parts), default=0.0)
+
+    return support
 
 
 def citation_accuracy(
@@ -270,10 +277,10 @@ def citation_accuracy(
     """Share of (sentence, citation) pairs whose cited passage supports the sentence.
 
     `passages` maps citation number -> passage text; a citation to a number with no passage counts as
-    wrong. `support(sentence, passage) -> float` defaults to tools.faithfulness.support_score when it
-    exists, else `overlap_support`. None when the answer cites nothing.
+    wrong. `support(sentence, passage) -> float` defaults to `overlap_support`; evaluation runs pass
+    `support_scorer()` (the graph's own faithfulness score). None when the answer cites nothing.
     """
-    scorer = support or _default_support()
+    scorer = support or overlap_support
     pairs = [(s, n) for s, nums in cited_sentences(answer) for n in nums]
     if not pairs:
         return None
