@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sys
 import threading
 from dataclasses import dataclass
 
@@ -255,10 +256,15 @@ def test_concurrent_use_from_threads_is_safe():
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(n_threads)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    old_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads very often so an unlocked cache would fail here
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(old_interval)
     assert not errors
     s = c.stats()
     assert s["hits"] + s["misses"] == n_threads * n_ops
