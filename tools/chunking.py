@@ -279,15 +279,19 @@ def _cosine(a: Counter[str], b: Counter[str]) -> float:
     return dot / (math.sqrt(sum(v * v for v in a.values())) * math.sqrt(sum(v * v for v in b.values())))
 
 
-def topic_boundaries(texts: list[str], *, window: int = 2, min_depth: float = 0.15) -> set[int]:
-    """Indices i where a new topic starts at texts[i] (TextTiling depth scores over adjacent windows).
+def topic_boundaries(
+    texts: list[str], *, window: int = 2, max_similarity: float = 0.1, min_depth: float = 0.15
+) -> set[int]:
+    """Indices i where a new topic starts at texts[i] (TextTiling-style depth scores, lexical cohesion).
 
-    The gap before i compares the `window` units before it with the `window` units after it; a gap is a
-    boundary when its depth (how far it dips below the nearest peaks on both sides) is at least
-    `min_depth` and above the section's mean depth minus half a standard deviation.
+    The gap before i compares the `window` units before it with the `window` units after it by cosine
+    similarity of content-word counts. A gap is a boundary when it is a local minimum, its similarity is
+    at most `max_similarity` (the two sides share almost no vocabulary), and its depth -- how far it dips
+    below the highest similarity reached climbing away from it on each side -- is at least `min_depth`.
+    An edge gap has only one side to climb, so it needs a deeper dip.
     """
     n = len(texts)
-    if n < 2:
+    if n < 3:
         return set()
     terms = [_terms(t) for t in texts]
     sims = []
@@ -299,34 +303,24 @@ def topic_boundaries(texts: list[str], *, window: int = 2, min_depth: float = 0.
         for t in terms[i : i + window]:
             right.update(t)
         sims.append(_cosine(left, right))
-    depths = []
+    out = set()
     for g, s in enumerate(sims):
-        lpeak = s
+        if s > max_similarity:
+            continue
+        if (g > 0 and sims[g - 1] < s) or (g + 1 < len(sims) and sims[g + 1] < s):
+            continue  # not a local minimum
+        lpeak = rpeak = s
         for x in reversed(sims[:g]):
             if x < lpeak:
                 break
             lpeak = x
-        rpeak = s
         for x in sims[g + 1 :]:
             if x < rpeak:
                 break
             rpeak = x
-        # the ends of a section count as a peak of full cohesion (1.0) only when they have content,
-        # so that a 2-unit section with unrelated halves can still split
-        if g == 0:
-            lpeak = max(lpeak, _self_cohesion(terms[0]))
-        if g == len(sims) - 1:
-            rpeak = max(rpeak, _self_cohesion(terms[-1]))
-        depths.append((lpeak - s) + (rpeak - s))
-    mean = sum(depths) / len(depths)
-    std = math.sqrt(sum((d - mean) ** 2 for d in depths) / len(depths))
-    cutoff = max(min_depth, mean - std / 2) if len(depths) > 2 else min_depth
-    return {g + 1 for g, d in enumerate(depths) if d >= cutoff and sims[g] < 0.5}
-
-
-def _self_cohesion(terms: Counter[str]) -> float:
-    """A stand-in neighbour similarity for a section edge: 0.5 for a unit with content words, else 0."""
-    return 0.5 if terms else 0.0
+        if (lpeak - s) + (rpeak - s) >= min_depth:
+            out.add(g + 1)
+    return out
 
 
 # ----------------------------------------------------------------------------------------- chunking
@@ -434,6 +428,8 @@ def chunk_document(
         raise ConfigError(f"parent_tokens ({parent_tokens}) must be >= child_tokens ({child_tokens})")
     min_topic = child_tokens // 4 if min_topic_tokens is None else min_topic_tokens
     meta_key = json.dumps(doc.metadata, sort_keys=True, default=str)
+    # '#' separates chunk id from content digest in the index's vector ids, so it may not appear in ours
+    id_base = doc.doc_id.replace("%", "%25").replace("#", "%23")
 
     # 1. per section: rendered text and child spans within it
     rendered: list[tuple[_Section, str, list[tuple[int, int]], int]] = []
@@ -479,7 +475,7 @@ def chunk_document(
     chunks: list[Chunk] = []
     parents: list[Parent] = []
     for j, (group, (ptext, plabel)) in enumerate(zip(groups, parent_of_group, strict=True)):
-        parent_id = f"{doc.doc_id}::p{j}::{_hash8(ptext, meta_key)}"
+        parent_id = f"{id_base}::p{j}::{_hash8(ptext, meta_key)}"
         parents.append(Parent(parent_id=parent_id, doc_id=doc.doc_id, text=ptext, section=plabel))
         for section, text, children in group:
             label = SECTION_SEP.join(section.path)
@@ -499,7 +495,7 @@ def chunk_document(
                 )
                 if section.path:
                     metadata["section_path"] = list(section.path)
-                chunk_id = f"{doc.doc_id}::{_hash8(ctext, label, parent_id, meta_key)}::{i}"
+                chunk_id = f"{id_base}::{_hash8(ctext, label, parent_id, meta_key)}::{i}"
                 chunks.append(
                     Chunk(
                         chunk_id=chunk_id,
