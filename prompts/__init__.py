@@ -1,0 +1,1 @@
+"""Prompt templates, one module per LLM step (UPPER_SNAKE strings with named {placeholders})."""

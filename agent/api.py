@@ -1,0 +1,66 @@
+"""Entry points: ask() / aask() return the output dict; astream() yields node updates and answer tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import AsyncIterator
+from typing import Any
+
+from agent.context import Context
+from agent.errors import InputError
+from agent.graph import graph
+from agent.state import OutputState
+
+OUTPUT_KEYS = tuple(OutputState.__annotations__)
+
+
+def _inputs(question: str, overrides: dict[str, Any]) -> tuple[dict[str, Any], Context]:
+    if not isinstance(question, str) or not question.strip():
+        raise InputError("question must be a non-empty string")
+    return {"question": question.strip()}, Context.from_dict(overrides)
+
+
+def _shape(result: dict[str, Any]) -> dict[str, Any]:
+    """Exactly the documented output keys, in a stable order."""
+    return {key: result.get(key) for key in OUTPUT_KEYS}
+
+
+def ask(question: str, **overrides: Any) -> dict[str, Any]:
+    """Answer `question` synchronously; keyword arguments override Context fields (index_dir, llm, ...).
+
+    The nodes are async, so this runs the graph on an event loop (a worker thread's own loop when the
+    caller is already inside one, e.g. a notebook)."""
+    _inputs(question, overrides)  # validate in the caller's thread: clear errors, no loop needed
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(aask(question, **overrides))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, aask(question, **overrides)).result()
+
+
+async def aask(question: str, **overrides: Any) -> dict[str, Any]:
+    """Async `ask`."""
+    inputs, ctx = _inputs(question, overrides)
+    return _shape(await graph.ainvoke(inputs, context=ctx))
+
+
+async def astream(question: str, **overrides: Any) -> AsyncIterator[dict[str, Any]]:
+    """Stream the run: {"type": "update", "node", "data"}, {"type": "token", "text"} while an LLM writes the
+    answer, and finally {"type": "result", "data": output dict}."""
+    inputs, ctx = _inputs(question, overrides)
+    final: dict[str, Any] = {}
+    async for mode, chunk in graph.astream(
+        inputs, context=ctx, stream_mode=["updates", "messages", "values"]
+    ):
+        if mode == "updates":
+            for node, data in chunk.items():
+                yield {"type": "update", "node": node, "data": data}
+        elif mode == "messages":
+            message, meta = chunk
+            if meta.get("langgraph_node") == "generate" and getattr(message, "content", ""):
+                yield {"type": "token", "text": message.content}
+        else:
+            final = chunk
+    yield {"type": "result", "data": _shape(final)}

@@ -1,0 +1,141 @@
+"""Run-scoped knobs of the query graph (LangGraph `context_schema`), validated on construction."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.errors import ConfigError
+
+RERANKERS = ("auto", "none", "cohere", "local", "maxsim")
+ROUTE_CHOICES = ("auto", "simple", "expand", "multihop")
+
+
+@dataclass
+class Context:
+    """Providers, bounds, budgets and access scope for one graph run. JSON-typed fields only."""
+
+    index_dir: str | None = None  # None: env RAGROUTE_INDEX_DIR or ~/.ragroute/index
+    llm: str | None = None  # None: offline extractive generator; else "provider:model" for init_chat_model
+    reranker: str = "auto"  # auto|none|cohere|local|maxsim|cross-encoder:/path/to/model
+    route: str = "auto"  # force a route (benchmarks, debugging) instead of classifying
+    k_simple: int = 3
+    k_expand: int = 10
+    k_multihop: int = 20
+    candidate_k: int = 30  # how wide to retrieve before reranking
+    token_budget: int = 2000
+    rrf_k: int = 60
+    weights: dict[str, float] | None = None  # {"dense": w, "bm25": w}; None: index defaults
+    filters: dict[str, Any] | None = None  # Mongo-style metadata filter applied to every retrieval
+    user_groups: list[str] | None = None  # ACL groups of the caller; None with clearance None: unrestricted
+    clearance: int | None = None
+    freshness_half_life_days: dict[str, float] | None = None  # per doc_type ("*" = default); None: off
+    stale_after_days: int = 365  # mention dates of sources older than this
+    faithfulness_threshold: float = 0.5
+    max_retries: int = 1
+    max_subquestions: int = 4
+    num_variants: int = 3
+    reranker_timeout_s: float = 10.0
+    llm_timeout_s: float = 60.0
+    strict: bool = False  # raise provider failures instead of degrading
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form, ignored by the graph
+
+    def __post_init__(self) -> None:
+        for name in ("k_simple", "k_expand", "k_multihop", "candidate_k", "token_budget", "rrf_k"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name}={value!r} must be a positive integer")
+        if not self.k_simple <= self.k_expand <= self.k_multihop:
+            raise ConfigError(
+                f"k bounds must grow with complexity: k_simple={self.k_simple} <= k_expand={self.k_expand}"
+                f" <= k_multihop={self.k_multihop}"
+            )
+        if self.candidate_k < self.k_simple:
+            raise ConfigError(f"candidate_k={self.candidate_k} must be >= k_simple={self.k_simple}")
+        if self.route not in ROUTE_CHOICES:
+            raise ConfigError(f"route={self.route!r} is unknown; options: {list(ROUTE_CHOICES)}")
+        if not (self.reranker in RERANKERS or self.reranker.startswith("cross-encoder:")):
+            from agent import providers
+
+            if self.reranker not in providers.registered_rerankers():
+                raise ConfigError(
+                    f"reranker={self.reranker!r} is unknown; options: {list(RERANKERS)}"
+                    " or 'cross-encoder:/path'"
+                )
+        if self.llm is not None and (not isinstance(self.llm, str) or ":" not in self.llm):
+            raise ConfigError(f"llm={self.llm!r} must look like 'provider:model' (e.g. 'openai:gpt-4o-mini')")
+        if not 0.0 <= float(self.faithfulness_threshold) <= 1.0:
+            raise ConfigError(f"faithfulness_threshold={self.faithfulness_threshold!r} must be in [0, 1]")
+        if not isinstance(self.max_retries, int) or self.max_retries < 0:
+            raise ConfigError(f"max_retries={self.max_retries!r} must be an integer >= 0")
+        if self.weights is not None:
+            bad = set(self.weights) - {"dense", "bm25"}
+            if bad or any(float(w) < 0 for w in self.weights.values()):
+                raise ConfigError(f"weights={self.weights!r}: keys must be 'dense'/'bm25', values >= 0")
+        if self.filters is not None and not isinstance(self.filters, dict):
+            raise ConfigError(f"filters={self.filters!r} must be a JSON object")
+        if self.user_groups is not None and (
+            not isinstance(self.user_groups, list) or not all(isinstance(g, str) for g in self.user_groups)
+        ):
+            raise ConfigError(f"user_groups={self.user_groups!r} must be a list of group names")
+        if self.clearance is not None and (
+            isinstance(self.clearance, bool) or not isinstance(self.clearance, int)
+        ):
+            raise ConfigError(f"clearance={self.clearance!r} must be an integer")
+        if self.freshness_half_life_days is not None:
+            if not isinstance(self.freshness_half_life_days, dict) or any(
+                float(v) <= 0 for v in self.freshness_half_life_days.values()
+            ):
+                raise ConfigError(
+                    f"freshness_half_life_days={self.freshness_half_life_days!r}"
+                    " must map doc_type -> days > 0"
+                )
+
+    @property
+    def resolved_index_dir(self) -> str:
+        """The index directory this run uses."""
+        return (
+            self.index_dir or os.environ.get("RAGROUTE_INDEX_DIR") or os.path.expanduser("~/.ragroute/index")
+        )
+
+    def k_for(self, route: str) -> int:
+        """Upper bound on context chunks for a route."""
+        return {"simple": self.k_simple, "expand": self.k_expand}.get(route, self.k_multihop)
+
+    @classmethod
+    def field_names(cls) -> set[str]:
+        """Names of all knobs."""
+        return {f.name for f in dataclasses.fields(cls)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any] | None, *, ignore_unknown: bool = False) -> Context:
+        """Build from a JSON dict; unknown keys are an error unless `ignore_unknown`."""
+        values = dict(values or {})
+        unknown = set(values) - cls.field_names()
+        if unknown and not ignore_unknown:
+            raise ConfigError(f"unknown setting(s) {sorted(unknown)}; options: {sorted(cls.field_names())}")
+        return cls(**{k: v for k, v in values.items() if k in cls.field_names()})
+
+
+def context_of(runtime_or_config: Any = None) -> Context:
+    """The run's Context: from `Runtime.context`, a context dict, or `config["configurable"]` (langserve)."""
+    source = runtime_or_config
+    ctx = getattr(source, "context", None) if source is not None and not isinstance(source, dict) else None
+    if isinstance(ctx, Context):
+        return ctx
+    if isinstance(ctx, dict):
+        return Context.from_dict(ctx, ignore_unknown=True)
+    if isinstance(source, Context):
+        return source
+    if isinstance(source, dict):
+        configurable = source.get("configurable", source)
+        return Context.from_dict(configurable, ignore_unknown=True)
+    try:
+        from langgraph.config import get_config
+
+        config = get_config()
+    except RuntimeError:  # called outside a graph run: defaults
+        return Context()
+    return Context.from_dict(config.get("configurable", {}), ignore_unknown=True)

@@ -1,0 +1,213 @@
+"""Cached factories for everything external: index, embedder, chat model, reranker.
+
+Each capability sits behind a small Protocol; vendor SDKs are imported inside the branch that needs them,
+so the offline defaults work with no keys and every service can be swapped by a string. Tests (and
+embedding applications) can `register_*` ready-made objects under a name.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from agent.errors import ConfigError, ProviderError
+from tools.types import AccessScope, SearchHit
+
+
+@runtime_checkable
+class SearchIndex(Protocol):
+    """What the graph needs from an index (tools.index.HybridIndex satisfies it)."""
+
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        filters: dict | None = None,
+        access: AccessScope | None = None,
+        weights: dict[str, float] | None = None,
+        candidate_k: int | None = None,
+    ) -> list[SearchHit]: ...
+
+    def get_parent(self, parent_id: str) -> Any: ...
+
+
+class Embedder(Protocol):
+    """Text -> L2-normalised vectors."""
+
+    def __call__(self, texts: list[str]) -> np.ndarray: ...
+
+
+class Reranker(Protocol):
+    """Reorder hits (dicts) for a query; returns copies carrying `rerank_score`, best first."""
+
+    name: str
+
+    def rerank(self, query: str, hits: list[dict], top_n: int | None = None) -> list[dict]: ...
+
+
+_lock = threading.Lock()
+_indexes: dict[str, SearchIndex] = {}
+_chat_models: dict[str, Any] = {}
+_rerankers: dict[str, Reranker] = {}
+_registered_rerankers: set[str] = set()
+
+# USD per 1M tokens (input, output); unknown or local models cost 0.
+PRICES_PER_MTOK: dict[str, tuple[float, float]] = {
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1": (2.00, 8.00),
+    "claude-3-5-haiku-latest": (0.80, 4.00),
+    "claude-sonnet-4-0": (3.00, 15.00),
+}
+
+
+def register_index(index_dir: str, index: SearchIndex) -> None:
+    """Use `index` for every run whose Context.index_dir is `index_dir` (tests, embedding apps)."""
+    with _lock:
+        _indexes[str(index_dir)] = index
+
+
+def index(ctx: Any) -> SearchIndex:
+    """The (cached) index for ctx.index_dir, opened read-write with the run's rrf_k."""
+    path = ctx.resolved_index_dir
+    with _lock:
+        found = _indexes.get(path)
+    if found is not None:
+        return found
+    from tools.index import HybridIndex  # imported lazily: opening Chroma is not free
+
+    if not os.path.isdir(path):
+        raise ConfigError(f"index_dir={path!r} does not exist; ingest documents first (ragroute ingest PATH)")
+    opened = HybridIndex.open(path, rrf_k=ctx.rrf_k)
+    with _lock:
+        return _indexes.setdefault(path, opened)
+
+
+def forget_index(index_dir: str) -> None:
+    """Drop a cached index (after it was closed or rebuilt)."""
+    with _lock:
+        _indexes.pop(str(index_dir), None)
+
+
+_embed_cache: dict[str, np.ndarray] = {}
+
+
+def embedder() -> Embedder:
+    """The offline MiniLM sentence embedder (normalised vectors, small per-text cache)."""
+
+    def embed(texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 384), dtype=np.float32)
+        found = {t: _embed_cache[t] for t in dict.fromkeys(texts) if t in _embed_cache}
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        if missing:
+            from tools.embeddings import get_embedder  # the index's cached MiniLM: one model per process
+
+            vecs = np.asarray(get_embedder("minilm").embed_documents(missing), dtype=np.float32)
+            fresh = dict(zip(missing, vecs, strict=True))
+            found.update(fresh)
+            with _lock:
+                if len(_embed_cache) > 20000:
+                    _embed_cache.clear()
+                _embed_cache.update(fresh)
+        return np.stack([found[t] for t in texts])
+
+    return embed
+
+
+def register_chat_model(spec: str, model: Any) -> None:
+    """Serve `model` (any LangChain chat model, e.g. a scripted fake) for Context.llm == spec."""
+    with _lock:
+        _chat_models[spec] = model
+
+
+def chat_model(spec: str) -> Any:
+    """A LangChain chat model for "provider:model" via init_chat_model (cached).
+
+    For "openai:..." the env OPENAI_BASE_URL points at any OpenAI-compatible server (llama.cpp, vLLM,
+    Ollama); a dummy key is used when none is set, since local servers ignore it.
+    """
+    with _lock:
+        if spec in _chat_models:
+            return _chat_models[spec]
+    provider, _, model_name = spec.partition(":")
+    kwargs: dict[str, Any] = {}
+    if provider == "openai" and os.environ.get("OPENAI_BASE_URL"):
+        kwargs["base_url"] = os.environ["OPENAI_BASE_URL"]
+        kwargs["api_key"] = os.environ.get("OPENAI_API_KEY", "not-needed")
+    try:
+        from langchain.chat_models import init_chat_model
+
+        model = init_chat_model(model_name, model_provider=provider, temperature=0, **kwargs)
+    except ImportError as exc:
+        raise ProviderError(spec, f"missing package for provider {provider!r}: {exc}") from exc
+    except ValueError as exc:
+        raise ConfigError(f"llm={spec!r} is not usable: {exc}") from exc
+    with _lock:
+        return _chat_models.setdefault(spec, model)
+
+
+def cost_usd(spec: str | None, prompt_tokens: int, completion_tokens: int) -> float:
+    """Estimated cost of one call from the price table (0 for local/unknown models)."""
+    if not spec:
+        return 0.0
+    price = PRICES_PER_MTOK.get(spec.partition(":")[2])
+    if price is None:
+        return 0.0
+    return (prompt_tokens * price[0] + completion_tokens * price[1]) / 1_000_000
+
+
+def register_reranker(name: str, reranker: Reranker) -> None:
+    """Make `reranker` available as Context.reranker == name."""
+    with _lock:
+        _rerankers[name] = reranker
+        _registered_rerankers.add(name)
+
+
+def registered_rerankers() -> set[str]:
+    """Names registered with register_reranker."""
+    return set(_registered_rerankers)
+
+
+def resolve_reranker_name(name: str) -> str:
+    """ "auto" -> "cohere" with COHERE_API_KEY, else "local"; "local" -> the measured offline default."""
+    from tools.rerankers import OFFLINE_DEFAULT
+
+    if name == "auto":
+        name = "cohere" if os.environ.get("COHERE_API_KEY") else "local"
+    if name == "local":
+        name = OFFLINE_DEFAULT
+    return name
+
+
+def reranker(name: str) -> Reranker:
+    """The reranker called `name` (see resolve_reranker_name), cached."""
+    name = resolve_reranker_name(name)
+    with _lock:
+        if name in _rerankers:
+            return _rerankers[name]
+    from tools import rerankers as rr
+
+    built: Reranker
+    if name == "none":
+        built = rr.NoReranker()
+    elif name == "maxsim":
+        built = rr.MaxSimReranker(embedder())
+    elif name == "cohere":
+        key = os.environ.get("COHERE_API_KEY")
+        if not key:
+            raise ConfigError("reranker='cohere' needs COHERE_API_KEY in the environment; or use 'local'")
+        built = rr.CohereReranker(api_key=key)
+    elif name.startswith("cross-encoder:"):
+        built = rr.CrossEncoderReranker(name.partition(":")[2])
+    else:
+        raise ConfigError(
+            f"reranker={name!r} is unknown; options: auto, none, local, maxsim, cohere, cross-encoder:/path"
+        )
+    with _lock:
+        return _rerankers.setdefault(name, built)

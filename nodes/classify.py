@@ -1,0 +1,202 @@
+"""classify: pick a route (simple | expand | multihop) from query features and a quick probe search.
+
+Offline it is a small weighted model over features a retrieval engineer would look at: length, named
+entity spans, comparison cues ("A or B", "both", "older"), bridge cues ("the film that...", "the X of
+the Y"), the question word, and how decisive the probe retrieval is (score spread, whether dense and BM25
+agree on the top hit). With an LLM configured it asks the model (JSON output), falling back to features.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from agent.context import Context, context_of
+from agent.state import ROUTES, RAGState
+from nodes.common import call_llm, degrade, note, parse_json, timed
+from nodes.retrieve import asearch
+from prompts.classify import CLASSIFY_PROMPT
+from tools.extractive import STOPWORDS, content_terms
+
+PROBE_K = 10
+_CAP_SPAN = re.compile(
+    r"\b(?:[A-Z][\w'\-.]*|\d[\w\-.]*)(?:\s+(?:of|the|de|and|&|in|on|for|von|van)?\s*[A-Z][\w'\-.]*)*"
+)
+_QUOTED = re.compile(r"\"([^\"]{2,80})\"|“([^”]{2,80})”")
+_COMPARISON = re.compile(
+    r"\b(or|both|either|neither|same|compare|compared|comparison|difference|differ|versus|vs\.?|"
+    r"older|younger|earlier|later|first|longer|shorter|larger|smaller|bigger|higher|lower|more|fewer|less|"
+    r"most|least|further|closer|taller)\b",
+    re.I,
+)
+_BRIDGE = re.compile(
+    r"\b(?:the|a|an|this|that)\s+(?:[\w\-]+\s+){0,3}?(?:that|who|which|whose|where|whom)\b"
+    r"|\b(?:in|of|by|for|from|at|with)\s+which\b"
+    r"|\bthe\s+[\w\-]+\s+(?:of|for|by|in)\s+(?:the\s+)?[A-Z]"
+    r"|\b[A-Z][\w\-]*(?:\s+[A-Z][\w\-]*)*'s\s+[a-z]",
+)
+_VAGUE = re.compile(r"\b(it|this|that thing|stuff|something|things|issue|problem|help|info)\b", re.I)
+_WH = (
+    "what",
+    "which",
+    "who",
+    "whom",
+    "whose",
+    "when",
+    "where",
+    "why",
+    "how",
+    "is",
+    "are",
+    "does",
+    "do",
+    "can",
+)
+
+
+def entity_spans(text: str) -> list[str]:
+    """Capitalised multi-word spans and quoted titles, excluding a sentence-initial question word."""
+    spans = [a or b for a, b in _QUOTED.findall(text)]
+    for match in _CAP_SPAN.finditer(text):
+        span = match.group(0).strip(" .,'")
+        words = span.split()
+        while words and words[0].lower() in STOPWORDS | set(_WH):
+            words = words[1:]
+        span = " ".join(words)
+        if span and not span.isdigit() and span.lower() not in STOPWORDS and span not in spans:
+            spans.append(span)
+    return spans
+
+
+def comparison_entities(question: str) -> list[str]:
+    """The compared items of "..., A or B?" / "both A and B" questions; [] when there are none."""
+    q = question.strip().rstrip("?").strip()
+    m = re.search(r"[,:]\s*(?:the\s+)?([^,]+?)\s+or\s+(?:the\s+)?([^,]+)$", q)
+    if not m:
+        m = re.search(
+            r"\b(?:both|between)\s+(?:the\s+)?(.+?)\s+and\s+(?:the\s+)?(.+?)(?:\s+(?:are|were|is|have|had|share|located|from|in)\b.*)?$",
+            q,
+        )
+    if not m:
+        m = re.search(
+            r"\b(?:[Aa]re|[Ww]ere|[Dd]o|[Dd]id|[Ii]s|[Hh]ave)\s+(?:the\s+)?(.+?)\s+and\s+(?:the\s+)?(.+?)"
+            r"\s+(?:both|the same|from the same|of the same|each)\b",
+            q,
+        )
+    if not m:
+        return []
+    items = [re.sub(r"^(?:the|a|an)\s+", "", g.strip(" \"'"), flags=re.I) for g in m.groups()]
+    return [i for i in items if i and len(i.split()) <= 8]
+
+
+def features(question: str, probe: list[dict]) -> dict[str, Any]:
+    """Numeric/boolean features of the question and of the probe retrieval."""
+    words = question.split()
+    ents = entity_spans(question)
+    scores = [float(h.get("score", 0.0)) for h in probe]
+    top = probe[0] if probe else {}
+    ranks = top.get("ranks") or {}
+    agree = bool(ranks) and all(r is not None and r <= 2 for r in ranks.values())
+    spread = (scores[0] - scores[min(4, len(scores) - 1)]) / scores[0] if scores and scores[0] > 0 else 0.0
+    first = words[0].lower() if words else ""
+    return {
+        "n_words": len(words),
+        "n_terms": len(content_terms(question)),
+        "n_entities": len(ents),
+        "entities": ents[:6],
+        "comparison_entities": comparison_entities(question),
+        "comparison_cue": bool(_COMPARISON.search(question)),
+        "bridge_cue": bool(_BRIDGE.search(question)),
+        "vague_cue": bool(_VAGUE.search(question)),
+        "question_word": first if first in _WH else "",
+        "probe_hits": len(probe),
+        "probe_spread": round(spread, 4),
+        "probe_agree": agree,
+    }
+
+
+def decide(f: dict[str, Any]) -> tuple[str, str]:
+    """Route and a human-readable reason from the features (a hand-weighted linear model)."""
+    multi, why_multi = 0.0, []
+    if f["comparison_entities"]:
+        multi += 2.0
+        why_multi.append(f"compares {' / '.join(f['comparison_entities'])}")
+    elif f["comparison_cue"] and f["n_entities"] >= 2:
+        multi += 1.0
+        why_multi.append("comparison cue with several entities")
+    if f["bridge_cue"]:
+        multi += 1.0
+        why_multi.append("bridge phrase (the X that/of ...)")
+    if f["n_entities"] >= 2:
+        multi += 0.5
+        why_multi.append(f"{f['n_entities']} entity spans")
+    if f["n_words"] >= 14 and f["question_word"]:
+        multi += 0.5
+        why_multi.append(f"long {f['question_word']}-question ({f['n_words']} words)")
+    expand, why_expand = 0.0, []
+    if f["n_terms"] <= 3:
+        expand += 1.0
+        why_expand.append(f"only {f['n_terms']} content terms")
+    if f["vague_cue"]:
+        expand += 0.5
+        why_expand.append("vague wording")
+    if f["probe_hits"] and not f["probe_agree"]:
+        expand += 0.5
+        why_expand.append("dense and keyword search disagree on the top hit")
+    if f["probe_hits"] and f["probe_spread"] < 0.05:
+        expand += 0.5
+        why_expand.append("flat probe scores")
+    if f["probe_hits"] == 0:
+        expand += 1.0
+        why_expand.append("probe found nothing")
+    if multi >= 2.0:
+        return "multihop", "; ".join(why_multi)
+    if expand >= 1.5:
+        return "expand", "; ".join(why_expand)
+    return "simple", "; ".join(["specific single lookup", *why_multi, *why_expand][:3])
+
+
+async def _llm_route(ctx: Context, question: str) -> tuple[str, str, dict[str, float]]:
+    text, usage = await call_llm(ctx, CLASSIFY_PROMPT.format(question=question))
+    data = parse_json(text)
+    route = str(data.get("route", "")).strip().lower() if isinstance(data, dict) else ""
+    if route not in ROUTES:
+        raise ValueError(f"LLM returned route {route!r}; options: {list(ROUTES)}")
+    return route, f"llm: {data.get('reason', '')}".strip(), usage
+
+
+@timed("classify")
+async def classify(state: RAGState, runtime: Runtime[Context]) -> dict:
+    """Probe-search the question, compute features and choose a route (forced by ctx.route if set)."""
+    from agent.errors import InputError
+
+    ctx = context_of(runtime)
+    question = (state.get("question") or "").strip()
+    if not question:
+        raise InputError("question is empty; ask something")
+    started = time.time()
+    probe = await asearch(ctx, question, PROBE_K, state.get("filters"))
+    feats = features(question, probe)
+    route, reason = decide(feats)
+    update: dict[str, Any] = {"degradations": [], "usage": {}}
+    if ctx.route != "auto":
+        route, reason = ctx.route, f"forced by context (features said {route}: {reason})"
+    elif ctx.llm:
+        try:
+            route, reason, usage = await _llm_route(ctx, question)
+            update["usage"] = usage
+        except Exception as exc:  # bad JSON or a failed model call: recorded, feature route kept
+            update["degradations"] = [degrade(ctx, "classify", exc) + "; used feature classifier"]
+    return {
+        **update,
+        "started_at": started,
+        "attempt": 0,
+        "route": route,
+        "route_reason": reason,
+        "features": feats,
+        "probe": probe,
+        "trace": [note("classify", route=route, reason=reason, features=feats)],
+    }

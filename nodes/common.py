@@ -1,0 +1,90 @@
+"""Small helpers every node uses: timing, trace notes, degradations, LLM calls and JSON parsing."""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from agent import providers
+from agent.context import Context
+from agent.errors import ProviderError
+
+NodeFn = Callable[..., Awaitable[dict]]
+
+
+def timed(name: str) -> Callable[[NodeFn], NodeFn]:
+    """Decorate a node so its update carries {"timings": {name: ms}} (summed across parallel branches)."""
+
+    def wrap(fn: NodeFn) -> NodeFn:
+        @functools.wraps(fn)
+        async def node(state: Any, runtime: Any) -> dict:
+            start = time.perf_counter()
+            update = await fn(state, runtime)
+            ms = (time.perf_counter() - start) * 1000
+            update.setdefault("timings", {})
+            update["timings"] = {**update["timings"], name: round(ms, 3)}
+            return update
+
+        return node
+
+    return wrap
+
+
+def note(node: str, **data: Any) -> dict:
+    """A trace entry: which node did what."""
+    return {"node": node, **data}
+
+
+def degrade(ctx: Context, where: str, exc: BaseException) -> str:
+    """Record a provider failure as a degradation message, or re-raise it when ctx.strict."""
+    if ctx.strict:
+        if isinstance(exc, ProviderError):
+            raise exc
+        raise ProviderError(where, str(exc)) from exc
+    return f"{where}: {type(exc).__name__}: {exc}"[:300]
+
+
+def usage_of(message: Any, spec: str | None) -> dict[str, float]:
+    """Token usage and estimated cost of one chat-model response."""
+    meta = getattr(message, "usage_metadata", None) or {}
+    prompt = int(meta.get("input_tokens", 0) or 0)
+    completion = int(meta.get("output_tokens", 0) or 0)
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "cost_usd": providers.cost_usd(spec, prompt, completion),
+    }
+
+
+async def call_llm(ctx: Context, prompt: str, *, system: str | None = None) -> tuple[str, dict[str, float]]:
+    """Send one prompt to ctx.llm; return (text, usage). Raises ProviderError on any model failure."""
+    import asyncio
+
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    assert ctx.llm is not None
+    model = providers.chat_model(ctx.llm)
+    messages = ([SystemMessage(system)] if system else []) + [HumanMessage(prompt)]
+    try:
+        reply = await asyncio.wait_for(model.ainvoke(messages), timeout=ctx.llm_timeout_s)
+    except TimeoutError as exc:
+        raise ProviderError(ctx.llm, f"no answer within {ctx.llm_timeout_s}s") from exc
+    except Exception as exc:  # vendor SDKs raise their own types; all mean the model call failed
+        raise ProviderError(ctx.llm, f"call failed: {exc}") from exc
+    content = reply.content if isinstance(reply.content, str) else str(reply.content)
+    return content, usage_of(reply, ctx.llm)
+
+
+_JSON_BLOCK = re.compile(r"(\{.*\}|\[.*\])", re.S)
+
+
+def parse_json(text: str) -> Any:
+    """The first JSON object/array in an LLM reply (code fences and chatter tolerated)."""
+    match = _JSON_BLOCK.search(text or "")
+    if not match:
+        raise ValueError(f"no JSON in reply: {text[:80]!r}")
+    return json.loads(match.group(1))

@@ -1,0 +1,108 @@
+"""decompose: split a multi-hop question into sub-questions retrieved in parallel (Send).
+
+Offline rules:
+- comparison ("..., A or B?", "both A and B"): one sub-question per compared item;
+- bridge ("the hotel in which X's album was recorded"): hop 1 is the question itself (classify's probe
+  search, already ACL-filtered); the bridging entity is a name in the best-matching hop-1 sentence that the
+  question does not mention; hop 2 asks about that entity with the question's unmatched terms.
+With an LLM configured, the model writes the sub-questions (JSON list), and the rules are the fallback.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from agent.context import Context, context_of
+from agent.state import RAGState, RetrieveTask
+from nodes.classify import comparison_entities, entity_spans
+from nodes.common import call_llm, degrade, note, parse_json, timed
+from prompts.decompose import DECOMPOSE_PROMPT
+from tools.extractive import content_terms, overlap, split_sentences
+
+HOP1_DOCS = 2
+MAX_BRIDGES = 2
+
+
+def _ordered_terms(text: str, exclude: set[str]) -> list[str]:
+    seen: list[str] = []
+    for word in text.replace("?", " ").split():
+        w = word.strip(".,'\"()").lower()
+        if w in content_terms(word) and w not in exclude and w not in seen:
+            seen.append(w)
+    return seen
+
+
+def comparison_subquestions(question: str, items: list[str]) -> list[str]:
+    """One query per compared item: the item plus the question's other content words."""
+    item_terms = set().union(*(content_terms(i) for i in items))
+    rest = " ".join(_ordered_terms(question, item_terms))
+    return [f"{item} {rest}".strip() for item in items]
+
+
+def bridge_entities(question: str, hop1: list[dict], limit: int = MAX_BRIDGES) -> list[str]:
+    """Names in the hop-1 evidence that the question does not mention, best-matching sentence first."""
+    asked = content_terms(question)
+    q_lower = question.lower()
+    votes: Counter[str] = Counter()
+    for rank, hit in enumerate(hop1[:HOP1_DOCS]):
+        sentences = split_sentences(hit.get("text", "")) or [hit.get("text", "")]
+        scored = sorted(sentences, key=lambda s: -overlap(asked, s))
+        for pos, sentence in enumerate(scored[:3]):
+            for span in entity_spans(sentence):
+                terms = content_terms(span)
+                if not terms or terms <= asked or span.lower() in q_lower:
+                    continue
+                title = str((hit.get("metadata") or {}).get("title", ""))
+                if title and span.lower() == title.lower():
+                    continue  # the hop-1 document itself, not a bridge to another one
+                votes[span] += (3 - pos) * (2 - rank * 0.5) + 0.2 * len(terms)
+    return [span for span, _ in votes.most_common(limit)]
+
+
+def offline_subquestions(question: str, probe: list[dict], limit: int) -> tuple[list[str], str]:
+    """Sub-questions by rule and the rule's name ("comparison" | "bridge")."""
+    items = comparison_entities(question)
+    if len(items) >= 2:
+        return comparison_subquestions(question, items)[:limit], "comparison"
+    bridges = bridge_entities(question, probe)
+    top_text = " ".join(h.get("text", "") for h in probe[:1]).lower()
+    residual = [t for t in _ordered_terms(question, set()) if t not in top_text]
+    return [f"{b} {' '.join(residual)}".strip() for b in bridges][:limit], "bridge"
+
+
+@timed("decompose")
+async def decompose(state: RAGState, runtime: Runtime[Context]) -> dict:
+    """Plan sub-question retrievals (hop 1 reuses the classify probe) for parallel Send branches."""
+    ctx = context_of(runtime)
+    question = state["question"]
+    probe = state.get("probe") or []
+    update: dict[str, Any] = {}
+    subs: list[str] = []
+    method = ""
+    if ctx.llm:
+        try:
+            text, update["usage"] = await call_llm(
+                ctx, DECOMPOSE_PROMPT.format(question=question, n=ctx.max_subquestions)
+            )
+            subs = [str(s).strip() for s in parse_json(text) if str(s).strip()][: ctx.max_subquestions]
+            method = "llm"
+        except Exception as exc:  # model or JSON failure: recorded, rule-based sub-questions used
+            update["degradations"] = [degrade(ctx, "decompose", exc) + "; used rule-based sub-questions"]
+    if not subs:
+        subs, method = offline_subquestions(question, probe, ctx.max_subquestions)
+    filters = state.get("filters")
+    purpose = "hop2" if method == "bridge" else "subquestion"
+    queries: list[RetrieveTask] = [{"query": s, "purpose": purpose, "filters": filters} for s in subs]
+    if method != "bridge":
+        queries.insert(0, {"query": question, "purpose": "original", "filters": filters})
+    return {
+        **update,
+        "queries": queries,
+        "subquestions": subs,
+        "retrievals": [{"query": question, "purpose": "hop1", "hits": probe}] if method == "bridge" else [],
+        "candidates": probe if method == "bridge" else [],
+        "trace": [note("decompose", method=method, subquestions=subs)],
+    }

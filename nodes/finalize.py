@@ -1,0 +1,72 @@
+"""finalize: shape the output (citations with quotes, total time, defaults for every output key)."""
+
+from __future__ import annotations
+
+import time
+
+from langgraph.runtime import Runtime
+
+from agent.context import Context
+from agent.state import ABSTAIN_TEXT, Citation, RAGState
+from nodes.common import note, timed
+from tools.extractive import content_terms, split_sentences
+from tools.faithfulness import answer_sentences, strip_citations
+
+QUOTE_CHARS = 300
+
+
+def best_quote(source_text: str, claims: list[str]) -> str:
+    """The source sentence sharing most words with the claims that cite it."""
+    sentences = split_sentences(source_text) or [source_text]
+    wanted = set().union(*(content_terms(c) for c in claims)) if claims else set()
+    best = max(sentences, key=lambda s: len(content_terms(s) & wanted))
+    return best[:QUOTE_CHARS]
+
+
+def build_citations(answer: str, sources: list[dict], cited: list[int]) -> list[Citation]:
+    """Citation records for the cited source numbers, in citation order."""
+    by_n = {int(s["n"]): s for s in sources}
+    claims_by_n: dict[int, list[str]] = {}
+    for sentence, nums in answer_sentences(answer):
+        for n in nums:
+            claims_by_n.setdefault(n, []).append(strip_citations(sentence))
+    out: list[Citation] = []
+    for n in cited:
+        src = by_n.get(n)
+        if src is None:
+            continue
+        out.append(
+            Citation(
+                n=n,
+                chunk_id=src["chunk_id"],
+                doc_id=src.get("doc_id", ""),
+                title=src.get("title", ""),
+                section=src.get("section", ""),
+                source=src.get("source", ""),
+                quote=best_quote(src.get("text", ""), claims_by_n.get(n, [])),
+            )
+        )
+    return out
+
+
+@timed("finalize")
+async def finalize(state: RAGState, runtime: Runtime[Context]) -> dict:
+    """Fill every output key; citations only for sources the final answer cites."""
+    abstained = bool(state.get("abstained"))
+    answer = ABSTAIN_TEXT if abstained else state.get("answer", ABSTAIN_TEXT)
+    citations = (
+        []
+        if abstained
+        else build_citations(answer, state.get("sources") or [], state.get("draft_citations") or [])
+    )
+    total = (time.time() - state["started_at"]) * 1000 if state.get("started_at") else 0.0
+    return {
+        "answer": answer,
+        "citations": citations,
+        "abstained": abstained,
+        "faithfulness": float(state.get("faithfulness", 0.0)),
+        "confidence": float(state.get("confidence", 0.0)),
+        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0},
+        "timings": {"total": round(total, 3)},
+        "trace": [note("finalize", citations=len(citations), abstained=abstained)],
+    }

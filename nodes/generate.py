@@ -1,0 +1,130 @@
+"""generate: a cited answer from the numbered sources.
+
+With ctx.llm: any LangChain chat model (prompts/generate.py); answer tokens stream through LangGraph's
+"messages" stream mode. Without: the deterministic extractive generator (tools/extractive.py). Either
+way citations are then repaired (unknown [n] removed, uncited claims cited or dropped), and notes on
+possibly outdated sources (version / last_updated) are appended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from agent import providers
+from agent.context import Context, context_of
+from agent.state import ABSTAIN_TEXT, RAGState
+from nodes.common import call_llm, degrade, note, timed
+from prompts.generate import GENERATE_PROMPT, GENERATE_STRICT_SUFFIX, GENERATE_SYSTEM, SOURCE_TEMPLATE
+from tools.extractive import GENERATOR_NAME, generate_extractive
+from tools.faithfulness import repair_citations
+from tools.freshness import staleness_notes
+
+MAX_SENTENCES = 5
+EXTRACTIVE_MIN_SCORE = 0.35
+
+
+def format_sources(sources: list[dict]) -> str:
+    """Numbered source blocks for the prompt, with title, section and date/version when known."""
+    blocks = []
+    for src in sources:
+        meta = src.get("metadata") or {}
+        dated = ", ".join(
+            b
+            for b in (
+                f"version {meta['version']}" if meta.get("version") else "",
+                f"updated {meta['last_updated']}" if meta.get("last_updated") else "",
+            )
+            if b
+        )
+        blocks.append(
+            SOURCE_TEMPLATE.format(
+                n=src["n"],
+                title=src.get("title") or src.get("doc_id", ""),
+                section=f" — {src['section']}" if src.get("section") else "",
+                dated=f" ({dated})" if dated else "",
+                text=src.get("text", ""),
+            )
+        )
+    return "\n\n".join(blocks)
+
+
+def is_abstention(text: str) -> bool:
+    """Whether the model chose to abstain (exact phrase, tolerant of quotes and trailing period)."""
+    return ABSTAIN_TEXT.rstrip(".").lower() in text.strip().strip("\"'").lower()
+
+
+async def _llm_answer(ctx: Context, question: str, sources: list[dict], strict: bool) -> tuple[str, dict]:
+    system = GENERATE_SYSTEM.format(abstain=ABSTAIN_TEXT, max_sentences=MAX_SENTENCES)
+    if strict:
+        system += GENERATE_STRICT_SUFFIX
+    return await call_llm(
+        ctx, GENERATE_PROMPT.format(sources=format_sources(sources), question=question), system=system
+    )
+
+
+def _extractive(
+    question: str, sources: list[dict], strict: bool, subquestions: list[str]
+) -> tuple[str, bool]:
+    embed = providers.embedder()
+    result = generate_extractive(
+        question, sources, embed, abstain_text=ABSTAIN_TEXT, min_score=EXTRACTIVE_MIN_SCORE, strict=strict
+    )
+    if result.abstained or not subquestions:
+        return result.text, result.abstained
+    # multi-hop synthesis: add the best sentence for each sub-question the answer does not cover yet
+    extra = []
+    for sub in subquestions:
+        part = generate_extractive(
+            sub, sources, embed, abstain_text="", min_score=EXTRACTIVE_MIN_SCORE, max_sentences=1
+        )
+        if part.text and part.text not in result.text and part.text not in extra:
+            extra.append(part.text)
+    return " ".join([result.text, *extra]), False
+
+
+@timed("generate")
+async def generate(state: RAGState, runtime: Runtime[Context]) -> dict:
+    """Write the answer with [n] citations, repair them, note outdated sources."""
+    ctx = context_of(runtime)
+    question = state["question"]
+    sources = state.get("sources") or []
+    strict = int(state.get("attempt") or 0) > 0
+    update: dict[str, Any] = {"degradations": []}
+    generator = GENERATOR_NAME
+    if not sources:
+        text, abstained = ABSTAIN_TEXT, True
+    else:
+        text, abstained = "", False
+        if ctx.llm:
+            try:
+                text, update["usage"] = await _llm_answer(ctx, question, sources, strict)
+                generator = ctx.llm
+                abstained = is_abstention(text)
+            except Exception as exc:  # model failure: recorded, extractive answer instead
+                update["degradations"].append(degrade(ctx, "generate", exc) + "; used extractive generator")
+        if generator == GENERATOR_NAME:
+            subs = (state.get("subquestions") or []) if state.get("route") == "multihop" else []
+            text, abstained = await asyncio.to_thread(_extractive, question, sources, strict, subs)
+    cited: list[int] = []
+    repairs: list[str] = []
+    if not abstained:
+        text, cited, repairs = await asyncio.to_thread(repair_citations, text, sources, providers.embedder())
+        if not cited:
+            text, abstained = ABSTAIN_TEXT, True
+            repairs.append("no supported, cited sentence left; abstained")
+        else:
+            notes = staleness_notes(sources, cited, ctx.stale_after_days)
+            text = " ".join([text, *notes])
+    if abstained:
+        text, cited = ABSTAIN_TEXT, []
+    return {
+        **update,
+        "answer": text,
+        "draft_citations": cited,
+        "generator": generator,
+        "abstained": abstained,
+        "trace": [note("generate", generator=generator, strict=strict, cited=cited, repairs=repairs)],
+    }

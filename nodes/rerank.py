@@ -1,0 +1,109 @@
+"""rerank: fuse the per-query result lists, rerank the wide candidate set, cut to an adaptive k.
+
+- Fusion: reciprocal rank fusion over the retrieval lists (original query, variants, sub-questions). For
+  multi-hop, lists are interleaved round-robin instead, so every hop keeps its best evidence.
+- Rerank: the configured reranker (Cohere / local); a failure or timeout keeps the fused order and is
+  recorded as a degradation (raised when ctx.strict).
+- Adaptive k: at most ctx.k_for(route) (3/10/20), fewer when the scores fall off a cliff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from agent import providers
+from agent.context import Context, context_of
+from agent.state import RAGState
+from nodes.common import degrade, note, timed
+
+CLIFF = 0.35  # drop in min-max-normalised score between neighbours that ends the context
+MIN_K = 2
+
+
+def rrf_fuse(lists: list[list[dict]], rrf_k: int = 60) -> list[dict]:
+    """Reciprocal rank fusion of hit lists, deduplicated by chunk id; `score` becomes the fused score."""
+    scores: dict[str, float] = {}
+    first: dict[str, dict] = {}
+    for hits in lists:
+        for rank, hit in enumerate(hits, start=1):
+            cid = hit["chunk_id"]
+            scores[cid] = scores.get(cid, 0.0) + 1.0 / (rrf_k + rank)
+            first.setdefault(cid, hit)
+    order = sorted(scores, key=lambda c: -scores[c])
+    return [{**first[c], "retrieval_score": first[c].get("score"), "score": scores[c]} for c in order]
+
+
+def interleave(lists: list[list[dict]]) -> list[dict]:
+    """Round-robin merge (rank 1 of every list, then rank 2, ...), deduplicated by chunk id."""
+    out: list[dict] = []
+    seen: set[str] = set()
+    depth = max((len(h) for h in lists), default=0)
+    for i in range(depth):
+        for hits in lists:
+            if i < len(hits) and hits[i]["chunk_id"] not in seen:
+                seen.add(hits[i]["chunk_id"])
+                out.append({**hits[i], "score": 1.0 / (1 + i)})
+    return out
+
+
+def adaptive_k(scores: list[float], k_max: int, min_k: int = MIN_K, cliff: float = CLIFF) -> tuple[int, str]:
+    """How many of the ranked hits to keep: k_max, or fewer where the scores fall off a cliff."""
+    top = scores[: k_max + 1]
+    if len(top) <= min_k:
+        return len(top[:k_max]), "few candidates"
+    hi, lo = max(top), min(top)
+    span = hi - lo
+    if span <= 1e-12:
+        return min(k_max, len(scores)), "flat scores"
+    norm = [(s - lo) / span for s in top]
+    for i in range(min_k, min(k_max, len(norm))):
+        if norm[i - 1] - norm[i] > cliff:
+            return i, f"score cliff after rank {i} ({norm[i - 1]:.2f} -> {norm[i]:.2f})"
+    return min(k_max, len(scores)), "no cliff"
+
+
+async def _rerank(ctx: Context, question: str, hits: list[dict]) -> tuple[list[dict], str, list[str]]:
+    name = providers.resolve_reranker_name(ctx.reranker)
+    if name == "none" or not hits:
+        return hits, "none", []
+    try:
+        model = providers.reranker(name)
+        ranked = await asyncio.wait_for(
+            asyncio.to_thread(model.rerank, question, hits, None), timeout=ctx.reranker_timeout_s
+        )
+        return [{**h, "score": h["rerank_score"]} for h in ranked], name, []
+    except Exception as exc:  # provider error, timeout, missing model: fused order kept, recorded
+        return hits, "none", [degrade(ctx, f"rerank ({name})", exc) + "; kept fused order"]
+
+
+@timed("rerank")
+async def rerank(state: RAGState, runtime: Runtime[Context]) -> dict:
+    """Fuse all retrievals, rerank the candidates and keep an adaptive number of them."""
+    ctx = context_of(runtime)
+    route = state.get("route", "simple")
+    lists = [r["hits"] for r in state.get("retrievals") or [] if r.get("hits")]
+    fused = (
+        interleave(lists)
+        if route == "multihop"
+        else rrf_fuse(lists, ctx.rrf_k)
+        if len(lists) > 1
+        else (lists[0] if lists else [])
+    )
+    fused = fused[: max(ctx.candidate_k, ctx.k_for(route))] if route != "multihop" else fused
+    update: dict[str, Any] = {}
+    if route == "multihop":
+        ranked, used = fused, "per-hop order"  # reranking against the whole question would bury hop 2
+    else:
+        ranked, used, update["degradations"] = await _rerank(ctx, state["question"], fused)
+    k, why = adaptive_k([float(h.get("score", 0.0)) for h in ranked], ctx.k_for(route))
+    return {
+        **update,
+        "retrieved": [h["chunk_id"] for h in fused],
+        "ranked": ranked,
+        "documents": ranked[:k],
+        "k": k,
+        "trace": [note("rerank", lists=len(lists), candidates=len(fused), reranker=used, k=k, k_reason=why)],
+    }

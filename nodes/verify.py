@@ -1,0 +1,96 @@
+"""verify: sentence-level faithfulness of the answer against the sources each sentence cites.
+
+LLM-as-judge when ctx.llm is set (JSON scores per sentence); offline, tools/faithfulness.py (MiniLM
+similarity + token coverage). A sentence below ctx.faithfulness_threshold makes the answer unfaithful:
+the graph retries once (more context, stricter generation), then abstains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from agent import providers
+from agent.context import Context, context_of
+from agent.state import ABSTAIN_TEXT, RAGState
+from nodes.common import call_llm, degrade, note, parse_json, timed
+from nodes.generate import format_sources
+from prompts.verify import VERIFY_PROMPT
+from tools.extractive import score_sentences
+from tools.faithfulness import score_answer
+
+
+def _claims(answer: str, sources: list[dict]) -> list[dict]:
+    """Per-sentence support of the answer (notes about outdated sources are not claims)."""
+    body = answer.split(" Note: source [")[0]
+    return [
+        {"sentence": s.sentence, "cited": s.cited, "support": round(s.support, 4)}
+        for s in score_answer(body, sources, providers.embedder())
+    ]
+
+
+async def _llm_judge(ctx: Context, claims: list[dict], sources: list[dict]) -> tuple[list[dict], dict]:
+    listing = "\n".join(f"{i + 1}. {c['sentence']} (cites {c['cited']})" for i, c in enumerate(claims))
+    text, usage = await call_llm(
+        ctx, VERIFY_PROMPT.format(sources=format_sources(sources), sentences=listing)
+    )
+    scores = [float(x) for x in parse_json(text)]
+    if len(scores) != len(claims):
+        raise ValueError(f"judge returned {len(scores)} scores for {len(claims)} sentences")
+    return [
+        {**c, "support": max(0.0, min(1.0, s)), "judge": "llm"} for c, s in zip(claims, scores, strict=True)
+    ], usage
+
+
+def question_support(question: str, sources: list[dict]) -> float:
+    """How well the best source sentence matches the question (0..1), a retrieval-side confidence."""
+    scored = score_sentences(question, sources, providers.embedder())
+    return max(0.0, min(1.0, scored[0].score)) if scored else 0.0
+
+
+@timed("verify")
+async def verify(state: RAGState, runtime: Runtime[Context]) -> dict:
+    """Score faithfulness; pass, ask for a retry (attempt + 1), or abstain when retries are used up."""
+    ctx = context_of(runtime)
+    sources = state.get("sources") or []
+    attempt = int(state.get("attempt") or 0)
+    if state.get("abstained"):
+        return {
+            "faithfulness": 1.0,
+            "confidence": 0.0,
+            "support": [],
+            "trace": [note("verify", verdict="abstained", attempt=attempt)],
+        }
+    update: dict[str, Any] = {"degradations": []}
+    claims = await asyncio.to_thread(_claims, state.get("answer", ""), sources)
+    judge = "offline"
+    if ctx.llm and claims:
+        try:
+            claims, update["usage"] = await _llm_judge(ctx, claims, sources)
+            judge = "llm"
+        except Exception as exc:  # judge failed or replied badly: offline scores kept, recorded
+            update["degradations"].append(degrade(ctx, "verify", exc) + "; used offline faithfulness")
+    score = sum(c["support"] for c in claims) / len(claims) if claims else 0.0
+    weak = [c for c in claims if c["support"] < ctx.faithfulness_threshold]
+    faithful = bool(claims) and not weak
+    if faithful:
+        retrieval = await asyncio.to_thread(question_support, state["question"], sources)
+        verdict, extra = "faithful", {"confidence": round(0.5 * score + 0.5 * retrieval, 4)}
+    elif attempt < ctx.max_retries:
+        verdict, extra = "retry", {"attempt": attempt + 1}
+    else:
+        verdict = "abstain"
+        extra = {"answer": ABSTAIN_TEXT, "abstained": True, "draft_citations": [], "confidence": 0.0}
+    return {
+        **update,
+        **extra,
+        "faithfulness": round(score, 4),
+        "support": claims,
+        "trace": [
+            note(
+                "verify", verdict=verdict, judge=judge, score=round(score, 4), weak=len(weak), attempt=attempt
+            )
+        ],
+    }

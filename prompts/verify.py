@@ -1,0 +1,12 @@
+"""Prompt for the LLM faithfulness judge."""
+
+VERIFY_PROMPT = """For each numbered answer sentence, decide whether the cited sources fully support it.
+
+Sources:
+{sources}
+
+Answer sentences:
+{sentences}
+
+Reply with JSON only: a list with one number per sentence, from 0.0 (unsupported) to 1.0 (fully
+supported), in order."""
