@@ -8,7 +8,6 @@ and ACL checks compare like with like; unknown keys are kept as scalars.
 from __future__ import annotations
 
 import json
-import math
 import re
 from datetime import date, datetime
 from pathlib import Path
@@ -180,19 +179,15 @@ def _coerce(key: str, value: Any) -> Any:
     if key == "security_level":
         if isinstance(value, bool):
             raise _bad(key, value, "an integer >= 0")
-        if isinstance(value, str) and _INT_RE.match(value.strip()):
-            value = int(value.strip())
-        if not isinstance(value, int) or value < 0:
+        number = int(value.strip()) if isinstance(value, str) and _INT_RE.match(value.strip()) else value
+        if not isinstance(number, int) or number < 0:
             raise _bad(key, value, "an integer >= 0")
-        return value
+        return number
     if key == "confidence_score":
-        if isinstance(value, str) and _FLOAT_RE.match(value.strip()):
-            value = float(value.strip())
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-            raise _bad(key, value, "a number between 0 and 1")
-        if not 0.0 <= value <= 1.0:
-            raise _bad(key, value, "a number between 0 and 1")
-        return float(value)
+        score = float(value.strip()) if isinstance(value, str) and _FLOAT_RE.match(value.strip()) else value
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0.0 <= score <= 1.0:
+            raise _bad(key, value, "a number between 0 and 1")  # NaN fails the range check too
+        return float(score)
     return _scalar(key, value)
 
 
