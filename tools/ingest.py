@@ -1,0 +1,276 @@
+"""Ingestion pipeline: load -> merge metadata -> hash -> skip unchanged -> chunk -> upsert into the index.
+
+One bad file never stops a batch: its failure is recorded in the `IngestReport` with a message and the
+other documents are still written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from agent.errors import ConfigError, InputError, RagrouteError
+from tools.chunking import (
+    CHUNKER_VERSION,
+    DEFAULT_CHILD_TOKENS,
+    DEFAULT_PARENT_TOKENS,
+    chunk_document,
+)
+from tools.loaders import LoadFailure, count_source_files, iter_source_files, load_path
+from tools.metadata import read_sidecar, resolve_metadata, validate_metadata
+from tools.types import Chunk, Document, Parent
+
+DEFAULT_BATCH_SIZE = 64
+
+
+class IngestTarget(Protocol):
+    """What ingestion needs from an index (tools.index.HybridIndex implements it)."""
+
+    def document_hash(self, doc_id: str) -> str | None: ...
+
+    def upsert_document(
+        self,
+        doc_id: str,
+        chunks: list[Chunk],
+        parents: list[Parent],
+        *,
+        content_hash: str,
+        doc_metadata: dict[str, Any],
+    ) -> str: ...
+
+    def delete_document(self, doc_id: str) -> bool: ...
+
+
+@dataclass
+class IngestReport:
+    """What an ingest run did: doc ids per outcome, failures with messages, chunks written, wall time."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    chunks_written: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing failed."""
+        return not self.failed
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form for the CLI's --json."""
+        return {
+            "added": list(self.added),
+            "updated": list(self.updated),
+            "unchanged": list(self.unchanged),
+            "failed": [{"source": s, "message": m} for s, m in self.failed],
+            "counts": {
+                "added": len(self.added),
+                "updated": len(self.updated),
+                "unchanged": len(self.unchanged),
+                "failed": len(self.failed),
+            },
+            "chunks_written": self.chunks_written,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class _Prepared:
+    doc: Document
+    chunks: list[Chunk]
+    parents: list[Parent]
+    content_hash: str
+    where: str
+
+
+def content_hash(doc: Document, *, child_tokens: int, parent_tokens: int) -> str:
+    """Hash of everything that shapes a document's chunks: text, title, metadata, format, chunker settings."""
+    payload = {
+        "text": doc.text,
+        "title": doc.title,
+        "format": doc.format,
+        "metadata": doc.metadata,
+        "chunker": [CHUNKER_VERSION, child_tokens, parent_tokens],
+    }
+    raw = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def prepare_metadata(
+    doc: Document, *, cli: dict[str, Any] | None = None, use_sidecar: bool = True
+) -> Document:
+    """`doc` with metadata merged (CLI > sidecar > front matter/loader > defaults) and validated."""
+    sidecar = read_sidecar(doc.source) if use_sidecar and doc.source and os.path.isfile(doc.source) else {}
+    merged = resolve_metadata({"source": doc.source} if doc.source else {}, doc.metadata, sidecar, cli)
+    title = str(merged.pop("title", "") or doc.title)
+    return replace(doc, title=title, metadata=merged)
+
+
+def _where(doc: Document) -> str:
+    """How a failure names a document: the file, or file#id for records of a JSONL corpus."""
+    if doc.format == "jsonl":
+        return f"{doc.source}#{doc.doc_id}" if doc.source else doc.doc_id
+    return doc.source or doc.doc_id
+
+
+def _check_settings(child_tokens: int, parent_tokens: int, batch_size: int) -> None:
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    if child_tokens < 8:
+        raise ConfigError(f"child_tokens must be >= 8, got {child_tokens}")
+    if parent_tokens < child_tokens:
+        raise ConfigError(f"parent_tokens ({parent_tokens}) must be >= child_tokens ({child_tokens})")
+
+
+def ingest_documents(
+    index: IngestTarget,
+    documents: Iterable[Document | LoadFailure],
+    *,
+    meta: dict[str, Any] | None = None,
+    progress: bool = True,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    child_tokens: int = DEFAULT_CHILD_TOKENS,
+    parent_tokens: int = DEFAULT_PARENT_TOKENS,
+    use_sidecar: bool = True,
+    total: int | None = None,
+) -> IngestReport:
+    """Ingest already-loaded documents (LoadFailures pass straight into the report)."""
+    _check_settings(child_tokens, parent_tokens, batch_size)
+    cli = validate_metadata(meta or {})
+    report = IngestReport()
+    started = time.perf_counter()
+    seen: dict[str, str] = {}
+    pending: list[_Prepared] = []
+    for item in _progress(documents, enabled=progress, total=total):
+        if isinstance(item, LoadFailure):
+            report.failed.append((item.source, item.message))
+            continue
+        where = _where(item)
+        if item.doc_id in seen:
+            report.failed.append(
+                (where, f"duplicate doc_id {item.doc_id!r} (already ingested from {seen[item.doc_id]})")
+            )
+            continue
+        seen[item.doc_id] = where
+        try:
+            doc = prepare_metadata(item, cli=cli, use_sidecar=use_sidecar)
+        except InputError as exc:
+            report.failed.append((where, str(exc)))
+            continue
+        digest = content_hash(doc, child_tokens=child_tokens, parent_tokens=parent_tokens)
+        if index.document_hash(doc.doc_id) == digest:
+            report.unchanged.append(doc.doc_id)
+            continue
+        chunks, parents = chunk_document(doc, child_tokens=child_tokens, parent_tokens=parent_tokens)
+        if not chunks:
+            report.failed.append((where, "no indexable text after parsing"))
+            continue
+        pending.append(_Prepared(doc, chunks, parents, digest, where))
+        if len(pending) >= batch_size:
+            _write(index, pending, report)
+            pending = []
+    if pending:
+        _write(index, pending, report)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def ingest_paths(
+    index: IngestTarget,
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    meta: dict[str, Any] | None = None,
+    progress: bool = True,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    child_tokens: int = DEFAULT_CHILD_TOKENS,
+    parent_tokens: int = DEFAULT_PARENT_TOKENS,
+    use_sidecar: bool = True,
+) -> IngestReport:
+    """Load files/folders (recursive) and ingest them; doc ids are paths relative to each given folder."""
+    paths = [os.fspath(p) for p in paths]
+    if not paths:
+        raise InputError("no paths to ingest")
+    _check_settings(child_tokens, parent_tokens, batch_size)
+    # the bar counts documents; a JSONL corpus has many per file, so its total is unknown up front
+    has_jsonl = any(
+        f.suffix.lower() == ".jsonl" for p in paths if os.path.exists(p) for f in iter_source_files(p)
+    )
+    total = None if has_jsonl else count_source_files(p for p in paths if os.path.exists(p))
+
+    def results() -> Iterator[Document | LoadFailure]:
+        for path in paths:
+            yield from load_path(path)
+
+    return ingest_documents(
+        index,
+        results(),
+        meta=meta,
+        progress=progress,
+        batch_size=batch_size,
+        child_tokens=child_tokens,
+        parent_tokens=parent_tokens,
+        use_sidecar=use_sidecar,
+        total=total,
+    )
+
+
+def delete_documents(index: IngestTarget, doc_ids: Iterable[str]) -> dict[str, list[str]]:
+    """Remove documents from every store of the index: {"deleted": [...], "not_found": [...]}."""
+    out: dict[str, list[str]] = {"deleted": [], "not_found": []}
+    for doc_id in doc_ids:
+        out["deleted" if index.delete_document(doc_id) else "not_found"].append(doc_id)
+    return out
+
+
+def _write(index: IngestTarget, batch: list[_Prepared], report: IngestReport) -> None:
+    """Upsert a batch (one embedding call when the index supports it); isolate failures per document."""
+    statuses: list[str] | None = None
+    upsert_many = getattr(index, "upsert_documents", None)
+    if upsert_many is not None and len(batch) > 1:
+        try:
+            statuses = list(
+                upsert_many(
+                    [(p.doc.doc_id, p.chunks, p.parents, p.content_hash, p.doc.metadata) for p in batch]
+                )
+            )
+        except RagrouteError:
+            statuses = None  # retry one by one below so that only the bad document fails
+    errors: dict[int, str] = {}
+    if statuses is None:
+        statuses = []
+        for i, p in enumerate(batch):
+            try:
+                status = index.upsert_document(
+                    p.doc.doc_id,
+                    p.chunks,
+                    p.parents,
+                    content_hash=p.content_hash,
+                    doc_metadata=p.doc.metadata,
+                )
+            except RagrouteError as exc:
+                status, errors[i] = "failed", str(exc)
+            statuses.append(status)
+    for i, (p, status) in enumerate(zip(batch, statuses, strict=True)):
+        if status in ("added", "updated"):
+            getattr(report, status).append(p.doc.doc_id)
+            report.chunks_written += len(p.chunks)
+        elif status == "unchanged":
+            report.unchanged.append(p.doc.doc_id)
+        else:
+            report.failed.append((p.where, errors.get(i, f"index returned status {status!r}")))
+
+
+def _progress(items: Iterable[Any], *, enabled: bool, total: int | None) -> Iterable[Any]:
+    """`items` wrapped in a tqdm bar on an interactive stderr; unchanged otherwise."""
+    if not enabled or not sys.stderr.isatty():
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, total=total, unit="doc", desc="ingest", file=sys.stderr)
