@@ -166,8 +166,18 @@ def _markdown_sections(text: str) -> list[_Section]:
             para.append(line)
         i += 1
     flush()
-    # drop sections that are only a heading with nothing under it (their path still prefixes children)
-    return [s for s in sections if any(b.kind != "heading" for b in s.blocks)]
+    # a section that is only a heading ("## Concepts" right before "### Workflows") has no chunk of its
+    # own: its heading line moves into the next section, so the parent text still shows the outline
+    out: list[_Section] = []
+    carried: list[_Block] = []
+    for section in sections:
+        if any(b.kind != "heading" for b in section.blocks):
+            section.blocks[:0] = carried
+            carried = []
+            out.append(section)
+        else:
+            carried.extend(section.blocks)
+    return out
 
 
 # -------------------------------------------------------------------------------------- sentences
@@ -372,7 +382,7 @@ def _group_units(text: str, units: list[_Span], budget: int, min_topic_tokens: i
         if pending is not None:
             combined = count_tokens(text[pending.start : unit.end])
             if combined <= budget:
-                unit = _Span(pending.start, unit.end, combined)
+                unit = _Span(pending.start, unit.end, combined, glue=unit.glue)
             else:
                 merged.append(pending)
             pending = None
@@ -389,21 +399,48 @@ def _group_units(text: str, units: list[_Span], budget: int, min_topic_tokens: i
         stop = min([j for j in shifts if j > i], default=len(merged))
         segment_tokens[i] = sum(u.tokens for u in merged[i:stop])
     shifts = {i for i in shifts if segment_tokens[i] >= min_topic_tokens}
-    chunks: list[tuple[int, int]] = []
-    cur: _Span | None = None
+    # greedy packing: groups of unit indices; `forced[k]` says group k starts at a topic shift
+    groups: list[list[int]] = []
+    forced: list[bool] = []
+    cur_tokens = 0
     for i, unit in enumerate(merged):
-        if cur is None:
-            cur = _Span(unit.start, unit.end, unit.tokens)
-            continue
-        joined = count_tokens(text[cur.start : unit.end])
-        if joined > budget or (i in shifts and cur.tokens >= min_topic_tokens):
-            chunks.append((cur.start, cur.end))
-            cur = _Span(unit.start, unit.end, unit.tokens)
+        if groups:
+            joined = count_tokens(text[merged[groups[-1][0]].start : unit.end])
+            topic = i in shifts and cur_tokens >= min_topic_tokens
+            if joined <= budget and not topic:
+                groups[-1].append(i)
+                cur_tokens = joined
+                continue
+            forced.append(topic)
         else:
-            cur = _Span(cur.start, unit.end, joined)
-    if cur is not None:
-        chunks.append((cur.start, cur.end))
-    return chunks
+            forced.append(False)
+        groups.append([i])
+        cur_tokens = unit.tokens
+    _rebalance(text, merged, groups, forced, budget, min_topic_tokens)
+    return [(merged[g[0]].start, merged[g[-1]].end) for g in groups]
+
+
+def _rebalance(
+    text: str, units: list[_Span], groups: list[list[int]], forced: list[bool], budget: int, small: int
+) -> None:
+    """Move units from a full chunk into the small chunk after it when only the budget split them."""
+
+    def size(group: list[int]) -> int:
+        return count_tokens(text[units[group[0]].start : units[group[-1]].end])
+
+    for k in range(1, len(groups)):
+        if forced[k]:
+            continue
+        prev, last = groups[k - 1], groups[k]
+        prev_tokens, last_tokens = size(prev), size(last)
+        while last_tokens < small and len(prev) > 1:
+            moved_last = [prev[-1], *last]
+            new_last, new_prev = size(moved_last), size(prev[:-1])
+            if new_last > budget or abs(new_prev - new_last) >= abs(prev_tokens - last_tokens):
+                break
+            prev.pop()
+            last.insert(0, moved_last[0])
+            prev_tokens, last_tokens = new_prev, new_last
 
 
 def _hash8(*parts: str) -> str:

@@ -244,3 +244,28 @@ def test_real_markdown_sample_invariants() -> None:
         r"Sentence \d+ talks about topic\d and more topic\d details number \d+\.", text
     ):
         assert any(sentence in c.text for c in chunks)
+
+
+def test_heading_only_section_moves_into_the_next_section() -> None:
+    text = (
+        "# Top\n\nIntro.\n\n## Concepts\n\n### Workflows\n\nA workflow is a graph.\n\n### Schedules\n\nCron."
+    )
+    chunks, parents = chunk_document(_md(text))
+    assert [c.metadata["section"] for c in chunks] == [
+        "Top",
+        "Top > Concepts > Workflows",
+        "Top > Concepts > Schedules",
+    ]
+    assert chunks[1].text == "## Concepts\n\n### Workflows\n\nA workflow is a graph."
+    assert "## Concepts" in parents[0].text
+
+
+def test_budget_split_does_not_leave_a_tiny_tail() -> None:
+    para = "The scheduler queue holds pending task runs until a worker slot frees up for them again."
+    paras = [f"{para} Item {i}." for i in range(5)]
+    size = count_tokens(paras[0])
+    budget = 4 * size + 8  # four paragraphs fit, the fifth would be alone
+    chunks, parents = chunk_document(_md("\n\n".join(paras)), child_tokens=budget, min_topic_tokens=2 * size)
+    _check_invariants(chunks, parents, budget)
+    assert len(chunks) == 2
+    assert [c.text.count("Item") for c in chunks] == [3, 2]
