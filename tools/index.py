@@ -1,0 +1,886 @@
+"""HybridIndex: a SQLite docstore (source of truth) + Chroma vectors + a BM25 keyword index, kept consistent.
+
+Layout of an index directory::
+
+    docstore.sqlite   documents (content hash, metadata), chunks (text, metadata, tokens, vector id), parents,
+                      meta (version, embedder, analyzer)
+    chroma/           Chroma persistent data (mode "persistent"; in mode "http" vectors live on the server)
+    bm25.json         BM25 snapshot tagged with the index version (rebuilt from SQLite tokens when stale)
+    lock              held with flock while a process has the index open
+
+Consistency: every chunk's vector id is ``<chunk_id>#<hash of embedded text + metadata>``, so changed chunks
+get new vector ids. An upsert (1) writes the new vectors to Chroma, (2) swaps the document's rows in one
+SQLite transaction that also bumps `version`, (3) deletes the old vectors. A process killed at any point
+leaves SQLite at the previous or the next state; on open, `reconcile()` deletes Chroma ids SQLite does not
+know and re-embeds ids SQLite knows but Chroma lacks, so Chroma, SQLite and BM25 always agree on what
+exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import sqlite3
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agent.errors import ConfigError, IndexError_, InputError
+from tools import filters as F
+from tools.analyzer import Analyzer
+from tools.bm25 import BM25Index
+from tools.embeddings import Embedder, embedder_name, get_embedder
+from tools.hybrid import DEFAULT_DOC_TYPE_WEIGHTS, rrf_fuse, validate_weights
+from tools.types import AccessScope, Chunk, Parent, SearchHit
+from tools.vectorstore import CHROMA_MODES, VectorStore
+
+log = logging.getLogger(__name__)
+
+RETRIEVERS = ("dense", "bm25")
+MAX_K = 1000
+_COLLECTION_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    doc_id TEXT PRIMARY KEY, content_hash TEXT NOT NULL, metadata TEXT NOT NULL,
+    n_chunks INTEGER NOT NULL, updated_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks (
+    chunk_id TEXT PRIMARY KEY, doc_id TEXT NOT NULL, vector_id TEXT NOT NULL UNIQUE, ord INTEGER NOT NULL,
+    text TEXT NOT NULL, metadata TEXT NOT NULL, tokens TEXT NOT NULL, parent_id TEXT);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+CREATE TABLE IF NOT EXISTS parents (
+    parent_id TEXT PRIMARY KEY, doc_id TEXT NOT NULL, text TEXT NOT NULL, section TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS parents_doc ON parents(doc_id);
+"""
+
+
+def _default_path() -> str:
+    return os.environ.get("RAGROUTE_INDEX_DIR") or os.path.join(os.path.expanduser("~"), ".ragroute", "index")
+
+
+@dataclass
+class IndexConfig:
+    """Where the index lives and how it retrieves; validated on construction."""
+
+    path: str = field(default_factory=_default_path)
+    chroma_mode: str = "persistent"
+    chroma_host: str = "localhost"
+    chroma_port: int = 8000
+    collection: str = "ragroute"
+    embedding: str = "minilm"
+    rrf_k: int = 60
+    weights: dict[str, float] = field(default_factory=lambda: {"dense": 1.0, "bm25": 1.0})
+    doc_type_weights: dict[str, dict[str, float]] = field(
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_DOC_TYPE_WEIGHTS.items()}
+    )
+    # candidates fetched from each retriever before fusion when search() gets no candidate_k
+    candidate_k: int = 50
+    lock_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.path, str | os.PathLike) or not str(self.path).strip():
+            raise ConfigError(f"index path must be a non-empty path, got {self.path!r}")
+        self.path = os.path.abspath(os.path.expanduser(str(self.path)))
+        if self.chroma_mode not in CHROMA_MODES:
+            raise ConfigError(f"unknown chroma_mode {self.chroma_mode!r}; options: {', '.join(CHROMA_MODES)}")
+        if not isinstance(self.chroma_port, int) or not 0 < self.chroma_port < 65536:
+            raise ConfigError(f"chroma_port must be an integer in 1..65535, got {self.chroma_port!r}")
+        if not isinstance(self.collection, str) or not _COLLECTION_RE.match(self.collection):
+            raise ConfigError(
+                f"collection {self.collection!r} must be 3-512 characters of [a-zA-Z0-9._-], "
+                "starting and ending with a letter or digit"
+            )
+        if not isinstance(self.rrf_k, int) or isinstance(self.rrf_k, bool) or self.rrf_k < 0:
+            raise ConfigError(f"rrf_k must be an integer >= 0, got {self.rrf_k!r}")
+        if not isinstance(self.candidate_k, int) or self.candidate_k < 1:
+            raise ConfigError(f"candidate_k must be an integer >= 1, got {self.candidate_k!r}")
+        self.weights = _check_weights(self.weights, "weights")
+        if not isinstance(self.doc_type_weights, dict):
+            raise ConfigError("doc_type_weights must map doc_type -> {'dense': w, 'bm25': w}")
+        self.doc_type_weights = {
+            str(t): _check_weights(w, f"doc_type_weights[{t!r}]") for t, w in self.doc_type_weights.items()
+        }
+
+
+def _check_weights(weights: Any, what: str) -> dict[str, float]:
+    if not isinstance(weights, dict):
+        raise ConfigError(f"{what} must be a dict like {{'dense': 1.0, 'bm25': 1.0}}, got {weights!r}")
+    unknown = set(weights) - set(RETRIEVERS)
+    if unknown:
+        raise ConfigError(f"{what}: unknown retriever(s) {sorted(unknown)}; options: {', '.join(RETRIEVERS)}")
+    return validate_weights(weights, what=what)
+
+
+# --------------------------------------------------------------------------- process lock
+
+_LOCKS: dict[str, tuple[int, int]] = {}  # path -> (fd, refcount), shared by instances in one process
+_LOCKS_GUARD = threading.Lock()
+
+
+def _acquire_lock(path: str, timeout: float) -> None:
+    with _LOCKS_GUARD:
+        if path in _LOCKS:
+            fd, n = _LOCKS[path]
+            _LOCKS[path] = (fd, n + 1)
+            return
+        fd = os.open(os.path.join(path, "lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+                    os.close(fd)
+                    raise IndexError_(
+                        f"index {path} is locked by another process (pid {holder}); close it, or share "
+                        "vectors through chroma_mode='http'"
+                    ) from None
+                time.sleep(0.1)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        _LOCKS[path] = (fd, 1)
+
+
+def _release_lock(path: str) -> None:
+    with _LOCKS_GUARD:
+        if path not in _LOCKS:
+            return
+        fd, n = _LOCKS[path]
+        if n > 1:
+            _LOCKS[path] = (fd, n - 1)
+            return
+        del _LOCKS[path]
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def _embed_text(text: str, meta: dict[str, Any]) -> str:
+    """What gets embedded and keyword-indexed: a title/section header in front of the chunk text."""
+    head = " > ".join(str(x) for x in (meta.get("title"), meta.get("section")) if x)
+    return f"{head}\n{text}" if head and not text.startswith(head) else text
+
+
+@dataclass
+class _Row:
+    chunk_id: str
+    vector_id: str
+    ord: int
+    text: str
+    meta: dict[str, Any]
+    tokens: list[str]
+    parent_id: str | None
+    embed_text: str
+
+
+class HybridIndex:
+    """Dense (Chroma) + keyword (BM25) retrieval over one SQLite docstore; metadata/ACL filters on both."""
+
+    def __init__(self, config: IndexConfig | None = None, *, embedder: Embedder | None = None) -> None:
+        self.config = config or IndexConfig()
+        self.path = self.config.path
+        os.makedirs(self.path, exist_ok=True)
+        _acquire_lock(self.path, self.config.lock_timeout_s)
+        self._closed = False
+        try:
+            self._open(embedder)
+        except BaseException:
+            self._closed = True
+            _release_lock(self.path)
+            raise
+
+    def _open(self, embedder: Embedder | None) -> None:
+        self._lock = threading.RLock()
+        self.embedder: Embedder = embedder if embedder is not None else get_embedder(self.config.embedding)
+        self.analyzer = Analyzer()
+        self._db = sqlite3.connect(
+            os.path.join(self.path, "docstore.sqlite"), check_same_thread=False, isolation_level=None
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+        self.store = VectorStore(
+            mode=self.config.chroma_mode,
+            path=os.path.join(self.path, "chroma"),
+            host=self.config.chroma_host,
+            port=self.config.chroma_port,
+            collection=self.config.collection,
+        )
+        self.bm25 = BM25Index()
+        self._allowed_cache: OrderedDict[tuple[str, str, int], tuple[np.ndarray, set[str]]] = OrderedDict()
+        self._check_embedder()
+        self._load_memory()
+        self.reconcile()
+
+    @classmethod
+    def open(
+        cls, path: str | None = None, *, embedder: Embedder | None = None, **config_kw: Any
+    ) -> HybridIndex:
+        """Open (creating if needed) the index at `path` (default RAGROUTE_INDEX_DIR or ~/.ragroute/index)."""
+        if path is not None:
+            config_kw["path"] = path
+        try:
+            config = IndexConfig(**config_kw)
+        except TypeError as exc:
+            raise ConfigError(f"bad index option: {exc}") from exc
+        return cls(config, embedder=embedder)
+
+    # ------------------------------------------------------------------ meta
+    def _meta_get(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _meta_set(self, key: str, value: Any) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, str(value)))
+
+    @property
+    def version(self) -> int:
+        """Bumps on every change to the index contents (persisted; use it as a cache key)."""
+        return int(self._meta_get("version") or 0)
+
+    def _check_embedder(self) -> None:
+        name = embedder_name(self.embedder)
+        dim = len(self.embedder.embed_query("dimension probe"))
+        stored_dim = self._meta_get("embedding_dim")
+        stored_name = self._meta_get("embedding")
+        has_chunks = self._db.execute("SELECT 1 FROM chunks LIMIT 1").fetchone() is not None
+        if has_chunks and stored_dim is not None and int(stored_dim) != dim:
+            raise ConfigError(
+                f"index {self.path} was built with embedding {stored_name!r} ({stored_dim} dims) but "
+                f"{name!r} gives {dim} dims; open it with embedding={stored_name!r} or rebuild it"
+            )
+        if has_chunks and stored_name and stored_name != name:
+            log.warning("index %s was built with embedding %r, now using %r", self.path, stored_name, name)
+        self._dim = dim
+        self._db.execute("BEGIN IMMEDIATE")
+        self._meta_set("embedding", name)
+        self._meta_set("embedding_dim", dim)
+        if self._meta_get("version") is None:
+            self._meta_set("version", 0)
+        self._db.execute("COMMIT")
+
+    def _load_memory(self) -> None:
+        """Load per-chunk metadata and the vector-id map; retokenize if the analyzer changed."""
+        self._meta: dict[str, dict[str, Any]] = {}
+        self._vid_to_cid: dict[str, str] = {}
+        self._cid_to_vid: dict[str, str] = {}
+        for cid, vid, meta in self._db.execute("SELECT chunk_id, vector_id, metadata FROM chunks"):
+            self._meta[cid] = json.loads(meta)
+            self._vid_to_cid[vid] = cid
+            self._cid_to_vid[cid] = vid
+        sig = self.analyzer.signature
+        if self._meta_get("analyzer") != sig:
+            self._db.execute("BEGIN IMMEDIATE")
+            rows = self._db.execute("SELECT chunk_id, text, metadata FROM chunks").fetchall()
+            for cid, text, meta in rows:
+                toks = self.analyzer.tokens(_embed_text(text, json.loads(meta)))
+                self._db.execute("UPDATE chunks SET tokens=? WHERE chunk_id=?", (json.dumps(toks), cid))
+            self._meta_set("analyzer", sig)
+            self._db.execute("COMMIT")
+        self._loaded_version = self.version
+        snap = os.path.join(self.path, "bm25.json")
+        if not self.bm25.load(snap, version=self._loaded_version, signature=sig):
+            self.bm25.clear()
+            self.bm25.add_many(
+                (cid, json.loads(toks))
+                for cid, toks in self._db.execute("SELECT chunk_id, tokens FROM chunks")
+            )
+            self.bm25.save(snap, version=self._loaded_version, signature=sig)
+        self._bm25_saved = self._loaded_version
+        self._allowed_cache.clear()
+
+    def _sync(self) -> None:
+        """Reload in-memory state if another instance in this process changed the index."""
+        if self.version != self._loaded_version:
+            with self._lock:
+                if self.version != self._loaded_version:
+                    self._load_memory()
+
+    def reconcile(self) -> dict[str, int]:
+        """Make Chroma hold exactly SQLite's vectors: drop unknown ids, re-embed missing ones."""
+        with self._lock:
+            known = set(self._vid_to_cid)
+            present = self.store.ids()
+            extra = present - known
+            missing = sorted(known - present)
+            if extra:
+                self.store.delete(sorted(extra))
+            if missing:
+                rows = []
+                for start in range(0, len(missing), 500):
+                    part = missing[start : start + 500]
+                    q = ",".join("?" * len(part))
+                    rows += self._db.execute(
+                        f"SELECT chunk_id, vector_id, text, metadata FROM chunks WHERE vector_id IN ({q})",
+                        part,
+                    ).fetchall()
+                metas = [json.loads(m) for _, _, _, m in rows]
+                embs = self.embedder.embed_documents(
+                    [_embed_text(t, m) for (_, _, t, _), m in zip(rows, metas, strict=True)]
+                )
+                self.store.upsert(
+                    [vid for _, vid, _, _ in rows],
+                    embs,
+                    [{**F.chroma_metadata(m), "chunk_id": r[0]} for r, m in zip(rows, metas, strict=True)],
+                )
+            if extra or missing:
+                log.info(
+                    "reconciled %s: removed %d stray vectors, re-embedded %d",
+                    self.path,
+                    len(extra),
+                    len(missing),
+                )
+            return {"removed": len(extra), "reembedded": len(missing)}
+
+    # ------------------------------------------------------------------ writes
+    def document_hash(self, doc_id: str) -> str | None:
+        """Content hash stored at the document's last ingest, or None if unknown."""
+        row = self._db.execute("SELECT content_hash FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
+        return row[0] if row else None
+
+    def _prepare(self, doc_id: str, chunks: list[Chunk], doc_metadata: dict[str, Any]) -> list[_Row]:
+        if not isinstance(doc_id, str) or not doc_id:
+            raise InputError(f"doc_id must be a non-empty string, got {doc_id!r}")
+        rows: list[_Row] = []
+        seen: set[str] = set()
+        for i, ch in enumerate(chunks):
+            if not isinstance(ch, Chunk):
+                raise InputError(f"document {doc_id!r}: chunk {i} is {type(ch).__name__}, expected Chunk")
+            if not ch.chunk_id or ch.chunk_id in seen:
+                raise InputError(f"document {doc_id!r}: chunk id {ch.chunk_id!r} is empty or repeated")
+            if "#" in ch.chunk_id:
+                raise InputError(f"document {doc_id!r}: chunk id {ch.chunk_id!r} must not contain '#'")
+            if ch.doc_id and ch.doc_id != doc_id:
+                raise InputError(f"chunk {ch.chunk_id!r} belongs to {ch.doc_id!r}, not {doc_id!r}")
+            seen.add(ch.chunk_id)
+            meta = {**(doc_metadata or {}), **(ch.metadata or {}), "doc_id": doc_id}
+            meta.setdefault("chunk_index", i)
+            if ch.parent_id is not None:
+                meta["parent_id"] = ch.parent_id
+            try:
+                meta = json.loads(_dumps(meta))
+            except (TypeError, ValueError) as exc:
+                raise InputError(f"chunk {ch.chunk_id!r}: metadata is not JSON-serializable: {exc}") from exc
+            etext = _embed_text(ch.text, meta)
+            digest = hashlib.sha1(f"{etext}\x00{_dumps(meta)}".encode()).hexdigest()[:16]
+            rows.append(
+                _Row(
+                    ch.chunk_id,
+                    f"{ch.chunk_id}#{digest}",
+                    i,
+                    ch.text,
+                    meta,
+                    self.analyzer.tokens(etext),
+                    ch.parent_id,
+                    etext,
+                )
+            )
+        return rows
+
+    def upsert_document(
+        self,
+        doc_id: str,
+        chunks: list[Chunk],
+        parents: list[Parent],
+        *,
+        content_hash: str,
+        doc_metadata: dict[str, Any] | None = None,
+    ) -> str:
+        """Add or replace one document atomically; returns "added", "updated" or "unchanged"."""
+        return self.upsert_documents([(doc_id, chunks, parents, content_hash, doc_metadata or {})])[0]
+
+    def upsert_documents(self, batch: Sequence[tuple[Any, ...]]) -> list[str]:
+        """Batched upsert of (doc_id, chunks, parents, content_hash, doc_metadata) tuples; one embed call.
+
+        Each document is atomic; the whole batch commits in one SQLite transaction.
+        """
+        self._check_open()
+        self._sync()
+        prepared: list[tuple[str, list[_Row], list[Parent], str, dict[str, Any]]] = []
+        seen_docs: set[str] = set()
+        for item in batch:
+            if len(item) == 4:
+                doc_id, chunks, parents, content_hash = item
+                doc_metadata: dict[str, Any] = {}
+            elif len(item) == 5:
+                doc_id, chunks, parents, content_hash, doc_metadata = item
+            else:
+                raise InputError(
+                    "upsert_documents items are (doc_id, chunks, parents, content_hash[, metadata])"
+                )
+            if doc_id in seen_docs:
+                raise InputError(f"document {doc_id!r} appears twice in one batch")
+            seen_docs.add(doc_id)
+            if not isinstance(content_hash, str) or not content_hash:
+                raise InputError(f"document {doc_id!r}: content_hash must be a non-empty string")
+            for p in parents or []:
+                if not isinstance(p, Parent):
+                    raise InputError(f"document {doc_id!r}: parents must be Parent objects")
+            prepared.append(
+                (
+                    doc_id,
+                    self._prepare(doc_id, chunks, doc_metadata or {}),
+                    list(parents or []),
+                    content_hash,
+                    doc_metadata or {},
+                )
+            )
+        with self._lock:
+            statuses: list[str] = []
+            todo = []
+            for doc_id, rows, parents, chash, dmeta in prepared:
+                old = self._db.execute(
+                    "SELECT chunk_id, vector_id FROM chunks WHERE doc_id=?", (doc_id,)
+                ).fetchall()
+                existed = self.document_hash(doc_id) is not None
+                old_vids = {v for _, v in old}
+                new_vids = {r.vector_id for r in rows}
+                other_owner = (
+                    self._db.execute(
+                        "SELECT chunk_id FROM chunks WHERE doc_id != ? AND chunk_id IN "
+                        f"({','.join('?' * len(rows))})",
+                        (doc_id, *[r.chunk_id for r in rows]),
+                    ).fetchone()
+                    if rows
+                    else None
+                )
+                if other_owner:
+                    raise InputError(f"chunk id {other_owner[0]!r} already belongs to another document")
+                if existed and self.document_hash(doc_id) == chash and old_vids == new_vids:
+                    statuses.append("unchanged")
+                    continue
+                statuses.append("updated" if existed else "added")
+                todo.append((doc_id, rows, parents, chash, dmeta, old, old_vids))
+            if not todo:
+                return statuses
+            # 1. new vectors first: SQLite learns their ids in step 2, reconcile undoes a crash before that
+            known_vids = set(self._vid_to_cid)
+            fresh = [r for _, rows, *_ in todo for r in rows if r.vector_id not in known_vids]
+            if fresh:
+                embs = self.embedder.embed_documents([r.embed_text for r in fresh])
+                if len(embs) != len(fresh) or any(len(e) != self._dim for e in embs):
+                    raise IndexError_(
+                        f"embedder returned {len(embs)} vectors of the wrong size for {len(fresh)}"
+                    )
+                self.store.upsert(
+                    [r.vector_id for r in fresh],
+                    embs,
+                    [{**F.chroma_metadata(r.meta), "chunk_id": r.chunk_id} for r in fresh],
+                )
+            # 2. one transaction swaps every document's rows and bumps the version
+            now = time.time()
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for doc_id, rows, parents, chash, dmeta, _old, _ in todo:
+                    db.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
+                    db.execute("DELETE FROM parents WHERE doc_id=?", (doc_id,))
+                    db.executemany(
+                        "INSERT INTO chunks(chunk_id, doc_id, vector_id, ord, text, metadata, tokens, "
+                        "parent_id) VALUES (?,?,?,?,?,?,?,?)",
+                        [
+                            (
+                                r.chunk_id,
+                                doc_id,
+                                r.vector_id,
+                                r.ord,
+                                r.text,
+                                _dumps(r.meta),
+                                json.dumps(r.tokens),
+                                r.parent_id,
+                            )
+                            for r in rows
+                        ],
+                    )
+                    db.executemany(
+                        "INSERT OR REPLACE INTO parents(parent_id, doc_id, text, section) VALUES (?,?,?,?)",
+                        [(p.parent_id, doc_id, p.text, p.section or "") for p in parents],
+                    )
+                    db.execute(
+                        "INSERT OR REPLACE INTO documents(doc_id, content_hash, metadata, n_chunks, "
+                        "updated_at) VALUES (?,?,?,?,?)",
+                        (doc_id, chash, _dumps(dmeta), len(rows), now),
+                    )
+                self._meta_set("version", self.version + 1)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            # 3. in-memory views, then drop the vectors nobody references any more
+            stale: list[str] = []
+            for _doc, rows, _p, _h, _m, old, old_vids in todo:
+                new_vids = {r.vector_id for r in rows}
+                for cid, vid in old:
+                    self._meta.pop(cid, None)
+                    self._vid_to_cid.pop(vid, None)
+                    self._cid_to_vid.pop(cid, None)
+                self.bm25.remove_many(cid for cid, _ in old)
+                for r in rows:
+                    self._meta[r.chunk_id] = r.meta
+                    self._vid_to_cid[r.vector_id] = r.chunk_id
+                    self._cid_to_vid[r.chunk_id] = r.vector_id
+                self.bm25.add_many((r.chunk_id, r.tokens) for r in rows)
+                stale += sorted(old_vids - new_vids)
+            if stale:
+                self.store.delete(stale)
+            self._after_change()
+            return statuses
+
+    def delete_document(self, doc_id: str) -> bool:
+        """Remove a document and its chunks/parents; False if it was not indexed."""
+        self._check_open()
+        self._sync()
+        with self._lock:
+            old = self._db.execute(
+                "SELECT chunk_id, vector_id FROM chunks WHERE doc_id=?", (doc_id,)
+            ).fetchall()
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                n = db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,)).rowcount
+                db.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
+                db.execute("DELETE FROM parents WHERE doc_id=?", (doc_id,))
+                if n:
+                    self._meta_set("version", self.version + 1)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            if not n:
+                return False
+            for cid, vid in old:
+                self._meta.pop(cid, None)
+                self._vid_to_cid.pop(vid, None)
+                self._cid_to_vid.pop(cid, None)
+            self.bm25.remove_many(cid for cid, _ in old)
+            self.store.delete([vid for _, vid in old])
+            self._after_change()
+            return True
+
+    def _after_change(self) -> None:
+        self._loaded_version = self.version
+        self._allowed_cache.clear()
+
+    def flush(self) -> None:
+        """Persist the BM25 snapshot if it is behind the index version."""
+        with self._lock:
+            if self._bm25_saved != self._loaded_version:
+                self.bm25.save(
+                    os.path.join(self.path, "bm25.json"),
+                    version=self._loaded_version,
+                    signature=self.analyzer.signature,
+                )
+                self._bm25_saved = self._loaded_version
+
+    # ------------------------------------------------------------------ reads
+    def _check_open(self) -> None:
+        if self._closed:
+            raise IndexError_(f"index {self.path} is closed")
+
+    def _validate(self, query: str, k: int, candidate_k: int | None) -> int:
+        if not isinstance(query, str) or not query.strip():
+            raise InputError("query must be a non-empty string")
+        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
+            raise InputError(f"k must be an integer in 1..{MAX_K}, got {k!r}")
+        cand = self.config.candidate_k if candidate_k is None else candidate_k
+        if not isinstance(cand, int) or isinstance(cand, bool) or cand < 1:
+            raise InputError(f"candidate_k must be a positive integer, got {candidate_k!r}")
+        return max(cand, k)
+
+    def _allowed(
+        self, node: F.Node | None, filters: dict[str, Any] | None, access: AccessScope | None
+    ) -> np.ndarray | None:
+        """BM25 mask of chunks passing filter + ACL (None = everything), cached per version."""
+        if node is None and (access is None or access.unrestricted):
+            return None
+        key = (
+            F.describe(filters),
+            _dumps([access.groups, access.clearance]) if access else "",
+            self._loaded_version,
+        )
+        hit = self._allowed_cache.get(key)
+        if hit is not None:
+            self._allowed_cache.move_to_end(key)
+            return hit[0]
+        allowed = {cid for cid, meta in self._meta.items() if F.matches(node, meta, access)}
+        mask = self.bm25.mask_for(allowed)
+        self._allowed_cache[key] = (mask, allowed)
+        while len(self._allowed_cache) > 64:
+            self._allowed_cache.popitem(last=False)
+        return mask
+
+    def _dense(
+        self, query: str, n: int, node: F.Node | None, access: AccessScope | None
+    ) -> list[tuple[str, float]]:
+        if not self._vid_to_cid:
+            return []
+        where = F.compile_where(node, access)
+        qv = self.embedder.embed_query(query)
+        res = self.store.query(qv, n, where=where)
+        out = []
+        for vid, score in res:
+            cid = self._vid_to_cid.get(vid)
+            # defence in depth: a chunk is returned only if SQLite knows it and Python agrees it passes
+            if cid is not None and F.matches(node, self._meta[cid], access):
+                out.append((cid, score))
+        return out
+
+    def _keyword(
+        self,
+        query: str,
+        n: int,
+        node: F.Node | None,
+        filters: dict[str, Any] | None,
+        access: AccessScope | None,
+    ) -> list[tuple[str, float]]:
+        mask = self._allowed(node, filters, access)
+        return self.bm25.search(self.analyzer.tokens(query), n, allowed=mask)
+
+    def _hits(
+        self, ranked: list[tuple[str, float, dict[str, int | None], dict[str, float]]]
+    ) -> list[SearchHit]:
+        if not ranked:
+            return []
+        ids = [r[0] for r in ranked]
+        with self._lock:
+            rows = {
+                cid: (doc_id, text, parent_id)
+                for cid, doc_id, text, parent_id in self._db.execute(
+                    "SELECT chunk_id, doc_id, text, parent_id FROM chunks WHERE chunk_id IN "
+                    f"({','.join('?' * len(ids))})",
+                    ids,
+                )
+            }
+        hits = []
+        for cid, score, ranks, scores in ranked:
+            if cid not in rows:  # deleted between retrieval and lookup
+                continue
+            doc_id, text, parent_id = rows[cid]
+            hits.append(
+                SearchHit(
+                    chunk_id=cid,
+                    doc_id=doc_id,
+                    text=text,
+                    score=score,
+                    metadata=dict(self._meta.get(cid, {})),
+                    ranks=ranks,
+                    source_scores=scores,
+                    parent_id=parent_id,
+                )
+            )
+        return hits
+
+    def _single(self, name: str, pairs: list[tuple[str, float]], k: int) -> list[SearchHit]:
+        other = "bm25" if name == "dense" else "dense"
+        return self._hits(
+            [(cid, s, {name: i, other: None}, {name: s}) for i, (cid, s) in enumerate(pairs[:k], 1)]
+        )
+
+    def _begin(
+        self, query: str, k: int, filters: dict[str, Any] | None, candidate_k: int | None
+    ) -> tuple[int, F.Node | None]:
+        self._check_open()
+        n = self._validate(query, k, candidate_k)
+        node = F.parse_filter(filters)
+        self._sync()
+        return n, node
+
+    def dense_search(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        filters: dict[str, Any] | None = None,
+        access: AccessScope | None = None,
+        candidate_k: int | None = None,
+    ) -> list[SearchHit]:
+        """Semantic search only (same filters/ACL as `search`)."""
+        n, node = self._begin(query, k, filters, candidate_k)
+        return self._single("dense", self._dense(query, k, node, access), k)
+
+    def keyword_search(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        filters: dict[str, Any] | None = None,
+        access: AccessScope | None = None,
+        candidate_k: int | None = None,
+    ) -> list[SearchHit]:
+        """BM25 search only (same filters/ACL as `search`)."""
+        n, node = self._begin(query, k, filters, candidate_k)
+        return self._single("bm25", self._keyword(query, k, node, filters, access), k)
+
+    def _fuse(
+        self,
+        dense: list[tuple[str, float]],
+        kw: list[tuple[str, float]],
+        k: int,
+        weights: dict[str, float] | None,
+    ) -> list[SearchHit]:
+        w = (
+            self.config.weights
+            if weights is None
+            else {**self.config.weights, **_check_weights(weights, "weights")}
+        )
+        fused = rrf_fuse(
+            {"dense": dense, "bm25": kw},
+            rrf_k=self.config.rrf_k,
+            weights=w,
+            doc_type_weights=self.config.doc_type_weights,
+            doc_type_of=lambda cid: (self._meta.get(cid) or {}).get("doc_type"),
+            limit=k,
+        )
+        return self._hits([(f.chunk_id, f.score, f.ranks, f.source_scores) for f in fused])
+
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        filters: dict[str, Any] | None = None,
+        access: AccessScope | None = None,
+        weights: dict[str, float] | None = None,
+        candidate_k: int | None = None,
+    ) -> list[SearchHit]:
+        """Hybrid search: dense + BM25 candidates (filters and ACL applied before the cut), fused by RRF."""
+        if weights is not None:
+            _check_weights(weights, "weights")
+        n, node = self._begin(query, k, filters, candidate_k)
+        dense = self._dense(query, n, node, access)
+        kw = self._keyword(query, n, node, filters, access)
+        return self._fuse(dense, kw, k, weights)
+
+    async def asearch(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        filters: dict[str, Any] | None = None,
+        access: AccessScope | None = None,
+        weights: dict[str, float] | None = None,
+        candidate_k: int | None = None,
+    ) -> list[SearchHit]:
+        """`search` with the dense and keyword paths running concurrently in threads."""
+        if weights is not None:
+            _check_weights(weights, "weights")
+        n, node = self._begin(query, k, filters, candidate_k)
+        dense, kw = await asyncio.gather(
+            asyncio.to_thread(self._dense, query, n, node, access),
+            asyncio.to_thread(self._keyword, query, n, node, filters, access),
+        )
+        return await asyncio.to_thread(self._fuse, dense, kw, k, weights)
+
+    def get_chunk(self, chunk_id: str) -> Chunk | None:
+        """The stored chunk (metadata included), or None."""
+        self._check_open()
+        with self._lock:
+            row = self._db.execute(
+                "SELECT chunk_id, doc_id, text, metadata, parent_id FROM chunks WHERE chunk_id=?", (chunk_id,)
+            ).fetchone()
+        if row is None:
+            return None
+        return Chunk(
+            chunk_id=row[0], doc_id=row[1], text=row[2], metadata=json.loads(row[3]), parent_id=row[4]
+        )
+
+    def get_parent(self, parent_id: str) -> Parent | None:
+        """The stored parent section, or None."""
+        self._check_open()
+        with self._lock:
+            row = self._db.execute(
+                "SELECT parent_id, doc_id, text, section FROM parents WHERE parent_id=?", (parent_id,)
+            ).fetchone()
+        return Parent(parent_id=row[0], doc_id=row[1], text=row[2], section=row[3]) if row else None
+
+    def chunk_ids(self) -> set[str]:
+        """Every chunk id in the docstore (the source of truth)."""
+        with self._lock:
+            return {r[0] for r in self._db.execute("SELECT chunk_id FROM chunks")}
+
+    def vector_chunk_ids(self) -> set[str]:
+        """Chunk ids that have a vector in Chroma (for consistency checks)."""
+        return {self._vid_to_cid.get(v, f"<stray:{v}>") for v in self.store.ids()}
+
+    def list_documents(self) -> list[dict[str, Any]]:
+        """One dict per document: doc_id, content_hash, n_chunks, metadata, updated_at."""
+        self._check_open()
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT doc_id, content_hash, n_chunks, metadata, updated_at FROM documents ORDER BY doc_id"
+            ).fetchall()
+        return [
+            {"doc_id": d, "content_hash": h, "n_chunks": n, "metadata": json.loads(m), "updated_at": u}
+            for d, h, n, m, u in rows
+        ]
+
+    def stats(self) -> dict[str, Any]:
+        """Counts and configuration, for the CLI and health checks."""
+        self._check_open()
+        with self._lock:
+            docs = self._db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+            chunks = self._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+            parents = self._db.execute("SELECT COUNT(*) FROM parents").fetchone()[0]
+        return {
+            "path": self.path,
+            "version": self.version,
+            "documents": docs,
+            "chunks": chunks,
+            "parents": parents,
+            "vectors": self.store.count(),
+            "bm25": self.bm25.stats(),
+            "embedding": embedder_name(self.embedder),
+            "embedding_dim": self._dim,
+            "chroma_mode": self.config.chroma_mode,
+            "collection": self.config.collection,
+        }
+
+    def close(self) -> None:
+        """Flush the BM25 snapshot, close SQLite and release the lock (idempotent)."""
+        if self._closed:
+            return
+        try:
+            self.flush()
+        finally:
+            self._closed = True
+            self._db.close()
+            self.store.close()
+            _release_lock(self.path)
+
+    def __enter__(self) -> HybridIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # pragma: no cover - best effort for forgotten indexes
+        try:
+            if not getattr(self, "_closed", True):
+                self.close()
+        except Exception:
+            pass
+
+
+def open_index(path: str | Path | None = None, **config_kw: Any) -> HybridIndex:
+    """Convenience alias for `HybridIndex.open`."""
+    return HybridIndex.open(str(path) if path is not None else None, **config_kw)
