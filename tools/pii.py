@@ -8,6 +8,7 @@ there is no offline NER model here, so a bare name ("ask Sarah Connor") is not d
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import ipaddress
 import json
@@ -337,13 +338,17 @@ def detect_pii(text: str, entities: Iterable[str] | None = None) -> list[PiiEnti
         for s, e in _DETECTORS[t](text):
             if 0 <= s < e <= len(text):
                 candidates.append((_PRIORITY[t], -(e - s), s, t))
-    taken: list[tuple[int, int]] = []
+    # accepted spans, kept sorted and disjoint, so an overlap check only needs the two neighbours
+    starts: list[int] = []
+    ends: list[int] = []
     found: list[PiiEntity] = []
     for _, neg_len, s, t in sorted(candidates):
         e = s - neg_len
-        if any(s < te and ts < e for ts, te in taken):
+        i = bisect.bisect_left(starts, s)
+        if (i > 0 and ends[i - 1] > s) or (i < len(starts) and starts[i] < e):
             continue
-        taken.append((s, e))
+        starts.insert(i, s)
+        ends.insert(i, e)
         found.append(PiiEntity(t, s, e, text[s:e]))
     found.sort(key=lambda x: x.start)
     return found
@@ -462,6 +467,7 @@ class PiiRedactor:
     def redact(self, text: str, doc_id: str | None = None) -> RedactionResult:
         """Replace PII in `text`; store the mapping (when reversible) under an id derived from `doc_id`."""
         found = self.detect(text)
+        literal = {m.group() for m in _PLACEHOLDER_RE.finditer(text)}
         assigned: dict[tuple[str, str], str] = {}
         counters: dict[str, int] = {}
         entities: list[PiiEntity] = []
@@ -475,7 +481,7 @@ class PiiRedactor:
                     n += 1
                     ph = f"<{ent.type}_{n}>"
                     # never reuse a placeholder string that already occurs literally in the document
-                    if ph not in text:
+                    if ph not in literal:
                         break
                 counters[ent.type] = n
                 assigned[(ent.type, ent.text)] = ph
@@ -500,8 +506,9 @@ class PiiRedactor:
         mapping = self.store.load(mapping_id)
         if not mapping:
             return text
-        pattern = re.compile("|".join(re.escape(p) for p in sorted(mapping, key=len, reverse=True)))
-        return pattern.sub(lambda m: mapping[m.group()], text)
+        # placeholders never contain "<" or ">", so matches cannot overlap and one pass finds them all;
+        # placeholder-like text that was in the original document is not in the mapping and stays as is
+        return _PLACEHOLDER_RE.sub(lambda m: mapping.get(m.group(), m.group()), text)
 
     def forget(self, mapping_id: str) -> bool:
         """Delete a stored mapping (e.g. when its document is purged); True when one existed."""
