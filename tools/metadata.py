@@ -8,6 +8,7 @@ and ACL checks compare like with like; unknown keys are kept as scalars.
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import date, datetime
 from pathlib import Path
@@ -31,7 +32,8 @@ KNOWN_FIELDS: dict[str, str] = {
 RESERVED_KEYS = frozenset({"doc_id", "chunk_id", "chunk_index", "parent_id", "section", "section_path"})
 _STRING_FIELDS = ("title", "source", "category")
 _LOWER_FIELDS = ("doc_type", "language")
-_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+# keys are free-form, except what Chroma or the filter language would misread ($op, #doc, chroma:...)
+_KEY_RE = re.compile(r"^(?!chroma:)[^\s$#\x00-\x1f][^\x00-\x1f]*(?<=\S)$")
 _VERSION_RE = re.compile(r"^\d+(\.\d+)*([-+][0-9A-Za-z.\-]+)?$")
 _INT_RE = re.compile(r"^[+-]?\d+$")
 _FLOAT_RE = re.compile(r"^[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?$")
@@ -152,7 +154,10 @@ def validate_metadata(meta: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in meta.items():
         if not isinstance(key, str) or not _KEY_RE.match(key):
-            raise InputError(f"metadata key {key!r} is invalid: use letters, digits, '_', '.', '-'")
+            raise InputError(
+                f"metadata key {key!r} is invalid: it must be non-empty, without surrounding spaces, "
+                "and not start with '$', '#' or 'chroma:'"
+            )
         if key in RESERVED_KEYS:
             raise InputError(f"metadata key {key!r} is reserved (set by the chunker); rename it")
         coerced = _coerce(key, value)
@@ -241,25 +246,31 @@ def _groups(value: Any) -> list[str]:
 
 
 def _scalar(key: str, value: Any) -> Any:
-    """Unknown keys: numbers and bools stay, numeric-looking strings become numbers, lists are joined."""
+    """Unknown keys: scalars stay; text that is exactly a number becomes one; lists/dicts become text."""
     if value is None:
         return None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _bad(key, value, "a finite number")
     if isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, (date, datetime)):
         return value.isoformat()
     if isinstance(value, str):
         text = value.strip()
-        if _INT_RE.match(text):
+        # only lossless conversions: "42" -> 42 and "1.5" -> 1.5, but "007", "1.10" and "1e3" stay text
+        if _INT_RE.match(text) and str(int(text)) == text.lstrip("+"):
             return int(text)
-        if _FLOAT_RE.match(text):
+        if _FLOAT_RE.match(text) and repr(float(text)) == text.lstrip("+"):
             return float(text)
         if text.lower() in ("true", "false"):
             return text.lower() == "true"
         return text
     if isinstance(value, (list, tuple)) and all(isinstance(v, (str, int, float)) for v in value):
         return ", ".join(str(v) for v in value)
-    raise _bad(key, value, "a scalar (string, number, bool) or a list of scalars")
+    try:
+        return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        raise _bad(key, value, "a scalar, a list or a mapping") from None
 
 
 def merge_metadata(*layers: dict[str, Any] | None) -> dict[str, Any]:
