@@ -217,6 +217,11 @@ _LEAD_CITES = re.compile(r"^(?:\[\d+\]\s*)+")
 _SENT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 
 
+def strip_citations(text: str) -> str:
+    """The text without its [n] citation markers (they are not part of the answer's words)."""
+    return " ".join(_CITE.sub(" ", text).split())
+
+
 def content_tokens(text: str) -> set[str]:
     """Lower-case word tokens without stop words: what must be backed by a source."""
     return {w for w in _WORD.findall(text.lower()) if w not in _STOP}

@@ -344,6 +344,7 @@ def run_retrieval_eval(
     limit: int | None = None,
     rerank: bool | str = False,
     progress: bool = True,
+    rebuild: bool = False,
 ) -> dict[str, Any]:
     """Evaluate hybrid retrieval (+ optional rerank) on a dataset's judged queries.
 
@@ -354,14 +355,15 @@ def run_retrieval_eval(
     if not ks or any(not isinstance(k, int) or k < 1 for k in ks):
         raise ConfigError(f"k values must be positive integers, got {list(ks)!r}")
     index_cfg, search_cfg, _ = split_config(config, "retrieval")
-    reused, path = None, None
+    reused, path, owned = None, None, False
     if index is None:
         if ds.kind == "golden":
             from tools.index import HybridIndex
 
             index = HybridIndex.open(index_cfg.get("index_dir"))
         else:
-            index, path, reused = build_index(ds, index_cfg, progress=progress)
+            index, path, reused = build_index(ds, index_cfg, progress=progress, rebuild=rebuild)
+        owned = True
     name = search_cfg.get("reranker") or (("auto" if rerank is True else rerank) if rerank else None)
     reranker_obj, reranker_name = None, None
     if name and name != "none":
@@ -375,50 +377,59 @@ def run_retrieval_eval(
     queries = queries[:limit] if limit else queries
     if limit is not None and limit < 1:
         raise InputError(f"--limit must be a positive integer, got {limit!r}")
-    records = []
-    for q in _progress(queries, progress, "retrieval"):
-        start = time.perf_counter()
-        ranked = retrieve_documents(
-            index,
-            q.text,
-            depth,
-            key=key,
-            reranker=reranker_obj,
-            rerank_depth=int(search_cfg.get("rerank_depth", 30)),
-            candidate_k=search_cfg.get("candidate_k"),
-            weights=search_cfg.get("weights"),
-            filters=search_cfg.get("filters"),
-        )
-        ms = (time.perf_counter() - start) * 1000
-        records.append(
+    try:
+        records = []
+        for q in _progress(queries, progress, "retrieval"):
+            start = time.perf_counter()
+            ranked = retrieve_documents(
+                index,
+                q.text,
+                depth,
+                key=key,
+                reranker=reranker_obj,
+                rerank_depth=int(search_cfg.get("rerank_depth", 30)),
+                candidate_k=search_cfg.get("candidate_k"),
+                weights=search_cfg.get("weights"),
+                filters=search_cfg.get("filters"),
+            )
+            ms = (time.perf_counter() - start) * 1000
+            records.append(
+                {
+                    "qid": q.qid,
+                    "query": q.text,
+                    "ranked": ranked[: max(10, min(depth, 20))],
+                    "gold": sorted(d for d, g in ds.qrels[q.qid].items() if g > 0),
+                    "latency_ms": ms,
+                    "metrics": M.ranking_metrics(ranked, ds.qrels[q.qid], ks),
+                }
+            )
+        names = [f"{n}@{k}" for k in ks for n in M.RANKING_METRICS]
+        metrics: dict[str, Any] = {
+            **_aggregate(records, names),
+            **M.latency_summary(r["latency_ms"] for r in records),
+        }
+        metrics["queries"] = len(records)
+        return _round(
             {
-                "qid": q.qid,
-                "query": q.text,
-                "ranked": ranked[: max(10, min(depth, 20))],
-                "gold": sorted(d for d, g in ds.qrels[q.qid].items() if g > 0),
-                "latency_ms": ms,
-                "metrics": M.ranking_metrics(ranked, ds.qrels[q.qid], ks),
+                "mode": "retrieval",
+                "dataset": _dataset_info(ds, len(records)),
+                "config": {
+                    "index": index_cfg,
+                    "search": search_cfg,
+                    "reranker": reranker_name,
+                    "ks": list(ks),
+                },
+                "index": {"path": str(path) if path else None, "reused": reused, "stats": _stats(index)},
+                "metrics": metrics,
+                "per_route": {},
+                "per_node_latency": {"retrieval": _node_summary([r["latency_ms"] for r in records])},
+                "records": records,
+                "environment": _environment(),
             }
         )
-    names = [f"{n}@{k}" for k in ks for n in M.RANKING_METRICS]
-    metrics: dict[str, Any] = {
-        **_aggregate(records, names),
-        **M.latency_summary(r["latency_ms"] for r in records),
-    }
-    metrics["queries"] = len(records)
-    return _round(
-        {
-            "mode": "retrieval",
-            "dataset": _dataset_info(ds, len(records)),
-            "config": {"index": index_cfg, "search": search_cfg, "reranker": reranker_name, "ks": list(ks)},
-            "index": {"path": str(path) if path else None, "reused": reused, "stats": _stats(index)},
-            "metrics": metrics,
-            "per_route": {},
-            "per_node_latency": {"retrieval": _node_summary([r["latency_ms"] for r in records])},
-            "records": records,
-            "environment": _environment(),
-        }
-    )
+    finally:
+        if owned:
+            index.close()
 
 
 def _dataset_info(ds: EvalDataset, n: int) -> dict[str, Any]:
@@ -497,9 +508,10 @@ def score_graph_output(
     gold = list(q.gold_doc_ids)
     m: dict[str, Any] = {}
     if q.answers and q.answerable is not False:
-        m["answer_f1"] = M.token_f1(answer if not abstained else "", q.answers)
-        m["answer_recall"] = M.token_recall(answer if not abstained else "", q.answers)
-        m["exact_match"] = M.exact_match(answer, q.answers)
+        words = M.strip_citations(answer) if not abstained else ""
+        m["answer_f1"] = M.token_f1(words, q.answers)
+        m["answer_recall"] = M.token_recall(words, q.answers)
+        m["exact_match"] = M.exact_match(words, q.answers)
     if not abstained:
         faith = out.get("faithfulness")
         m["faithfulness"] = float(faith) if faith is not None else None
@@ -617,6 +629,7 @@ def run_graph_eval(
     prices: dict[str, dict[str, float]] | str | None = None,
     progress: bool = True,
     ask: Callable[..., dict[str, Any]] | None = None,
+    rebuild: bool = False,
 ) -> dict[str, Any]:
     """Run the whole query graph on every question and score answers, citations, abstention and latency.
 
@@ -629,16 +642,17 @@ def run_graph_eval(
     from agent import providers
 
     path: Path | None = None
-    reused = None
+    reused, owned = None, False
     if index is None:
         if ds.kind == "golden":
             from agent.context import Context
 
             index = providers.index(Context.from_dict(graph_cfg))
         else:
-            index, path, reused = build_index(ds, index_cfg, progress=progress)
+            index, path, reused = build_index(ds, index_cfg, progress=progress, rebuild=rebuild)
             graph_cfg["index_dir"] = str(path)
             providers.register_index(str(path), index)
+            owned = True
     elif "index_dir" in graph_cfg:
         providers.register_index(str(graph_cfg["index_dir"]), index)
     if ask is None:
@@ -649,36 +663,41 @@ def run_graph_eval(
     support = M.support_scorer()
     lookup = _ChunkLookup(index)
     key = _relevance_key(ds)
-    records = []
-    for q in _progress(ds.limited(limit), progress, "graph"):
-        start = time.perf_counter()
-        try:
-            out = ask(q.text, **graph_cfg)
-            error = None
-        except RagrouteError as exc:  # a provider failure in one query is recorded, the run goes on
-            out, error = {"answer": "", "abstained": True, "degradations": [str(exc)]}, str(exc)
-        ms = (time.perf_counter() - start) * 1000
-        record = score_graph_output(
-            q, out, ds.qrels.get(q.qid, {}), lookup, key, prices=price_table, support=support, ks=ks
+    try:
+        records = []
+        for q in _progress(ds.limited(limit), progress, "graph"):
+            start = time.perf_counter()
+            try:
+                out = ask(q.text, **graph_cfg)
+                error = None
+            except RagrouteError as exc:  # a provider failure in one query is recorded, the run goes on
+                out, error = {"answer": "", "abstained": True, "degradations": [str(exc)]}, str(exc)
+            ms = (time.perf_counter() - start) * 1000
+            record = score_graph_output(
+                q, out, ds.qrels.get(q.qid, {}), lookup, key, prices=price_table, support=support, ks=ks
+            )
+            record["latency_ms"] = ms
+            record["graph_total_ms"] = record["timings"].get("total")
+            if error:
+                record["error"] = error
+            records.append(record)
+        return _round(
+            {
+                "mode": "graph",
+                "dataset": _dataset_info(ds, len(records)),
+                "config": {"index": index_cfg, "graph": graph_cfg},
+                "index": {"path": str(path) if path else None, "reused": reused, "stats": _stats(index)},
+                "metrics": _graph_metrics(records, ks),
+                "per_route": _per_route(records),
+                "per_node_latency": _per_node(records),
+                "records": records,
+                "environment": _environment(),
+            }
         )
-        record["latency_ms"] = ms
-        record["graph_total_ms"] = record["timings"].get("total")
-        if error:
-            record["error"] = error
-        records.append(record)
-    return _round(
-        {
-            "mode": "graph",
-            "dataset": _dataset_info(ds, len(records)),
-            "config": {"index": index_cfg, "graph": graph_cfg},
-            "index": {"path": str(path) if path else None, "reused": reused, "stats": _stats(index)},
-            "metrics": _graph_metrics(records, ks),
-            "per_route": _per_route(records),
-            "per_node_latency": _per_node(records),
-            "records": records,
-            "environment": _environment(),
-        }
-    )
+    finally:
+        if owned:
+            providers.forget_index(str(path))
+            index.close()
 
 
 # --------------------------------------------------------------------------------------------- regression
