@@ -89,12 +89,10 @@ def parse_sections(doc: Document) -> list[_Section]:
             for n, page in enumerate(pages, start=1)
             if page.strip()
         ]
-    # plain text and JSONL records: paragraphs only; a JSONL title heads its single section
+    # plain text and JSONL records: paragraphs only. A JSONL title names the single section but is not
+    # repeated in the text: the index already puts title and section in front of what it embeds.
     path = [doc.title] if doc.format == "jsonl" and doc.title else []
-    blocks = _paragraph_blocks(doc.text)
-    if path and doc.text.strip() != doc.title.strip():
-        blocks.insert(0, _Block(doc.title, "heading"))
-    return [_Section(path, blocks)]
+    return [_Section(path, _paragraph_blocks(doc.text))]
 
 
 def _paragraph_blocks(text: str) -> list[_Block]:

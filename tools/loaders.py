@@ -7,10 +7,12 @@ broken PDF, malformed JSON line) is reported and the rest of the batch still loa
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -327,6 +329,18 @@ def _html_table(table: Any) -> str:
 # ----------------------------------------------------------------------------------------------- pdf
 
 
+@contextmanager
+def _quiet_pypdf() -> Iterator[None]:
+    """Silence pypdf's repair warnings ("EOF marker not found"); a real failure is reported instead."""
+    logger = logging.getLogger("pypdf")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def load_pdf(path: str | os.PathLike[str], *, doc_id: str) -> LoadResult:
     """A Document with the PDF's page texts separated by form feeds (the chunker makes one section a page)."""
     from pypdf import PdfReader
@@ -339,12 +353,13 @@ def load_pdf(path: str | os.PathLike[str], *, doc_id: str) -> LoadResult:
     if not data.lstrip().startswith(b"%PDF-"):
         return LoadFailure(source, "not a PDF file (missing %PDF- header)")
     try:
-        reader = PdfReader(p)
-        if reader.is_encrypted:
-            return LoadFailure(source, "PDF is encrypted; decrypt it before ingesting")
-        pages = [(page.extract_text() or "").strip() for page in reader.pages]
-        info = reader.metadata
-        pdf_title = str(info.title).strip() if info is not None and info.title else ""
+        with _quiet_pypdf():
+            reader = PdfReader(p)
+            if reader.is_encrypted:
+                return LoadFailure(source, "PDF is encrypted; decrypt it before ingesting")
+            pages = [(page.extract_text() or "").strip() for page in reader.pages]
+            info = reader.metadata
+            pdf_title = str(info.title).strip() if info is not None and info.title else ""
     # pypdf raises many unrelated exception types on damaged files (its own errors, ValueError, KeyError,
     # struct/zlib errors...); every one of them means "this PDF is broken", which is a per-file failure.
     except Exception as exc:  # noqa: BLE001

@@ -210,7 +210,7 @@ def test_jsonl_abstract_is_one_chunk_with_title_as_section() -> None:
     chunks, parents = chunk_document(doc)
     assert len(chunks) == 1 and len(parents) == 1
     assert chunks[0].metadata["section"] == "Brain imaging"
-    assert chunks[0].text == "Brain imaging\n\nA short abstract. It has two sentences."
+    assert chunks[0].text == "A short abstract. It has two sentences." == parents[0].text
 
 
 def test_split_sentences_respects_abbreviations_and_decimals() -> None:
