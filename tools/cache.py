@@ -8,6 +8,7 @@ carry the index version they were computed against and are never served for anot
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -314,3 +315,111 @@ class RagCache:
         out: dict[str, Any] = {name: self.level(name).stats() for name in LEVELS}
         out["index_version"] = self._version
         return out
+
+
+# ---------------------------------------------------------------------------------------- ready wrappers
+
+
+class CachedEmbedder:
+    """An embedder wrapper serving repeated texts from an LRU cache; only the misses reach the model.
+
+    It reports the wrapped embedder's `name`, so an index records the same model either way. Query and
+    document embeddings are cached apart (some models embed them differently).
+    """
+
+    def __init__(
+        self, embedder: Any, cache: LRUCache[Any] | None = None, *, max_entries: int = 10_000
+    ) -> None:
+        for meth in ("embed_documents", "embed_query"):
+            if not callable(getattr(embedder, meth, None)):
+                raise ConfigError(
+                    f"CachedEmbedder needs an embedder with {meth}(), got {type(embedder).__name__}"
+                )
+        self.inner = embedder
+        self.name = str(getattr(embedder, "name", type(embedder).__name__))
+        self.cache: LRUCache[Any] = cache if cache is not None else LRUCache(max_entries, name="embeddings")
+
+    def _key(self, kind: str, text: str) -> str:
+        return cache_key(level="embeddings", model=self.name, kind=kind, text=text)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed a batch, computing only the texts not cached (in one call to the wrapped model)."""
+        keys = [self._key("document", t) for t in texts]
+        out: list[Any] = [self.cache.get(k, _MISSING) for k in keys]
+        todo = list(dict.fromkeys(t for t, v in zip(texts, out, strict=True) if v is _MISSING))
+        if todo:
+            fresh = dict(zip(todo, self.inner.embed_documents(todo), strict=True))
+            for i, t in enumerate(texts):
+                if out[i] is _MISSING:
+                    out[i] = fresh[t]
+                    self.cache.put(keys[i], fresh[t])
+        return [list(v) for v in out]
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed one query, from the cache when seen before."""
+        return list(self.cache.get_or_compute(self._key("query", text), lambda: self.inner.embed_query(text)))
+
+
+_SEARCH_ARGS = {"filters", "access", "weights", "candidate_k"}
+
+
+def _prepare(
+    fname: str,
+    index: Any,
+    cache: RagCache,
+    query: str,
+    k: int,
+    kw: dict[str, Any],
+    extra: dict[str, Any] | None,
+) -> tuple[int, str]:
+    unknown = set(kw) - _SEARCH_ARGS
+    if unknown:
+        raise ConfigError(f"{fname} got unknown arguments {sorted(unknown)}; pass them in extra=")
+    version = int(index.version)
+    cache.set_index_version(version)
+    parts = {name: kw.get(name) for name in _SEARCH_ARGS}
+    key = cache_key(level="retrieval", query=query, k=k, index_version=version, extra=extra or {}, **parts)
+    return version, key
+
+
+def cached_search(
+    index: Any,
+    cache: RagCache,
+    query: str,
+    k: int = 10,
+    *,
+    extra: dict[str, Any] | None = None,
+    **search_kw: Any,
+) -> list[Any]:
+    """`index.search(query, k, **search_kw)` through the retrieval cache.
+
+    The key holds the query, k, filters, access scope, weights, candidate_k, `extra` (any other setting
+    that changes the hits) and `index.version`; hits are deep-copied in and out so a caller mutating
+    them cannot poison the cache.
+    """
+    version, key = _prepare("cached_search", index, cache, query, k, search_kw, extra)
+    hit = cache.retrieval.get(key, _MISSING, version=version)
+    if hit is not _MISSING:
+        return copy.deepcopy(hit)  # type: ignore[no-any-return]
+    hits = index.search(query, k, **search_kw)
+    cache.retrieval.put(key, copy.deepcopy(hits), version=version)
+    return list(hits)
+
+
+async def acached_search(
+    index: Any,
+    cache: RagCache,
+    query: str,
+    k: int = 10,
+    *,
+    extra: dict[str, Any] | None = None,
+    **search_kw: Any,
+) -> list[Any]:
+    """Async `cached_search` over `index.asearch`."""
+    version, key = _prepare("acached_search", index, cache, query, k, search_kw, extra)
+    hit = cache.retrieval.get(key, _MISSING, version=version)
+    if hit is not _MISSING:
+        return copy.deepcopy(hit)  # type: ignore[no-any-return]
+    hits = await index.asearch(query, k, **search_kw)
+    cache.retrieval.put(key, copy.deepcopy(hits), version=version)
+    return list(hits)

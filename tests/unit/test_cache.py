@@ -12,8 +12,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.errors import ConfigError, InputError
-from tools.cache import LRUCache, RagCache, TTLCache, cache_key, scope_part
-from tools.types import AccessScope
+from tools.cache import (
+    CachedEmbedder,
+    LRUCache,
+    RagCache,
+    TTLCache,
+    acached_search,
+    cache_key,
+    cached_search,
+    scope_part,
+)
+from tools.types import AccessScope, SearchHit
 
 
 class FakeClock:
@@ -269,3 +278,99 @@ def test_concurrent_use_from_threads_is_safe():
     s = c.stats()
     assert s["hits"] + s["misses"] == n_threads * n_ops
     assert len(c) <= 64
+
+
+# -------------------------------------------------------------------------------------- ready wrappers
+
+
+class CountingEmbedder:
+    name = "fake-emb"
+
+    def __init__(self) -> None:
+        self.doc_calls: list[list[str]] = []
+        self.query_calls: list[str] = []
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.doc_calls.append(list(texts))
+        return [[float(len(t)), 0.0] for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        self.query_calls.append(text)
+        return [float(len(text)), 1.0]
+
+
+def test_cached_embedder_only_embeds_misses_in_one_batch():
+    inner = CountingEmbedder()
+    emb = CachedEmbedder(inner, max_entries=100)
+    assert emb.name == "fake-emb"
+    assert emb.embed_documents(["a", "bb"]) == [[1.0, 0.0], [2.0, 0.0]]
+    assert emb.embed_documents(["bb", "ccc", "ccc", "a"]) == [[2.0, 0.0], [3.0, 0.0], [3.0, 0.0], [1.0, 0.0]]
+    assert inner.doc_calls == [["a", "bb"], ["ccc"]]
+    assert emb.embed_query("a") == [1.0, 1.0]  # queries are cached apart from documents
+    assert emb.embed_query("a") == [1.0, 1.0]
+    assert inner.query_calls == ["a"]
+    vec = emb.embed_query("a")
+    vec.append(99.0)  # callers get copies
+    assert emb.embed_query("a") == [1.0, 1.0]
+    with pytest.raises(ConfigError, match="needs an embedder with embed_documents"):
+        CachedEmbedder(object())
+
+
+class FakeIndex:
+    def __init__(self) -> None:
+        self.version = 1
+        self.calls = 0
+
+    def search(self, query, k=10, *, filters=None, access=None, weights=None, candidate_k=None):
+        self.calls += 1
+        groups = access.groups if access is not None else None
+        return [SearchHit(f"{query}-{groups}", "d", "text", 1.0, metadata={"tags": ["x"]})]
+
+    async def asearch(self, query, k=10, **kw):
+        return self.search(query, k, **kw)
+
+
+def test_cached_search_keys_on_scope_and_version_and_copies_hits():
+    idx, rc = FakeIndex(), RagCache()
+    hr = AccessScope(groups=["hr"], clearance=2)
+    a = cached_search(idx, rc, "q", 5, access=hr, filters={"doc_type": "policy"})
+    a[0].metadata["tags"].append("mutated")
+    b = cached_search(
+        idx, rc, "q", 5, access=AccessScope(groups=["hr", "hr"], clearance=2), filters={"doc_type": "policy"}
+    )
+    assert idx.calls == 1 and b[0].metadata["tags"] == ["x"]  # hit, and not poisoned by the mutation
+    c = cached_search(
+        idx, rc, "q", 5, access=AccessScope(groups=["eng"], clearance=2), filters={"doc_type": "policy"}
+    )
+    assert idx.calls == 2 and c[0].chunk_id == "q-['eng']"
+    cached_search(idx, rc, "q", 5, access=hr, filters={"doc_type": "guide"})
+    cached_search(idx, rc, "q", 6, access=hr, filters={"doc_type": "policy"})
+    cached_search(idx, rc, "q", 5, access=hr, filters={"doc_type": "policy"}, extra={"rerank": False})
+    assert idx.calls == 5
+    idx.version = 2  # an ingest or delete
+    cached_search(idx, rc, "q", 5, access=hr, filters={"doc_type": "policy"})
+    assert idx.calls == 6
+    assert rc.stats()["retrieval"]["hits"] == 1
+    with pytest.raises(ConfigError, match=r"unknown arguments \['rerank'\]"):
+        cached_search(idx, rc, "q", rerank=True)
+
+
+async def test_async_cached_search():
+    idx, rc = FakeIndex(), RagCache()
+    await acached_search(idx, rc, "q", access=AccessScope(groups=["a"]))
+    await acached_search(idx, rc, "q", access=AccessScope(groups=["a"]))
+    assert idx.calls == 1
+
+
+def test_cached_search_on_a_real_index_never_leaks_across_scopes_and_sees_deletes(make_index):
+    index = make_index()
+    rc = RagCache()
+    hr = AccessScope(groups=["hr"], clearance=2)
+    eng = AccessScope(groups=["eng"], clearance=2)
+    q = "engineering salary bands review"
+    assert "salary" in {h.doc_id for h in cached_search(index, rc, q, 3, access=hr)}
+    assert "salary" not in {h.doc_id for h in cached_search(index, rc, q, 3, access=eng)}
+    assert "salary" in {h.doc_id for h in cached_search(index, rc, q, 3, access=hr)}
+    assert rc.stats()["retrieval"]["hits"] == 1
+    index.delete_document("salary")
+    assert "salary" not in {h.doc_id for h in cached_search(index, rc, q, 3, access=hr)}
