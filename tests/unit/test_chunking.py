@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.errors import ConfigError
 from tools.chunking import chunk_document, split_sentences, topic_boundaries
@@ -269,3 +271,28 @@ def test_budget_split_does_not_leave_a_tiny_tail() -> None:
     _check_invariants(chunks, parents, budget)
     assert len(chunks) == 2
     assert [c.text.count("Item") for c in chunks] == [3, 2]
+
+
+_WORDS = ["alpha", "beta", "gamma", "delta", "queue", "worker", "token", "cache", "x" * 40, "naïve", "日本語"]
+
+
+@st.composite
+def _markdown_docs(draw: st.DrawFn) -> str:
+    sentence = st.lists(st.sampled_from(_WORDS), min_size=1, max_size=30).map(lambda ws: " ".join(ws) + ".")
+    paragraph = st.lists(sentence, min_size=1, max_size=8).map(" ".join)
+    parts = []
+    for _ in range(draw(st.integers(1, 5))):
+        level = draw(st.integers(1, 4))
+        parts.append("#" * level + " " + draw(st.sampled_from(_WORDS)).title())
+        parts.extend(draw(st.lists(paragraph, min_size=1, max_size=4)))
+    return "\n\n".join(parts)
+
+
+@settings(max_examples=40, deadline=None)
+@given(text=_markdown_docs(), child=st.integers(12, 120), extra=st.integers(0, 300))
+def test_property_chunks_cover_the_document_within_budget(text: str, child: int, extra: int) -> None:
+    chunks, parents = chunk_document(_md(text), child_tokens=child, parent_tokens=child + extra)
+    _check_invariants(chunks, parents, child)
+    assert all(count_tokens(p.text) <= child + extra for p in parents)
+    # nothing is lost or duplicated: the non-space characters of the chunks are exactly the document's
+    assert "".join("".join(c.text.split()) for c in chunks) == "".join(text.split())
