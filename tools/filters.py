@@ -35,7 +35,7 @@ LOGICAL_OPS = ("$and", "$or")
 RANGE_OPS = ("$gt", "$gte", "$lt", "$lte")
 Scalar = str | int | float | bool
 
-_VERSION = re.compile(r"^[vV]?(\d{1,3})((?:\.\d{1,3}){1,3})$")
+_VERSION = re.compile(r"^[vV]?(\d{1,3})((?:\.\d{1,3}){0,3})$")
 _DATE_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}")
 SHADOW_SEP = "__"
 
