@@ -23,7 +23,7 @@ from tools.extractive import STOPWORDS, content_terms
 
 PROBE_K = 10
 _CAP_SPAN = re.compile(
-    r"\b(?:[A-Z][\w'\-.]*|\d[\w\-.]*)(?:\s+(?:of|the|de|and|&|in|on|for|von|van)?\s*[A-Z][\w'\-.]*)*"
+    r"\b(?:[A-Z][\w'\-.]*|\d[\w\-.]*)(?:\s+(?:of|the|de|von|van|du|la)?\s*[A-Z][\w'\-.]*)*"
 )
 _QUOTED = re.compile(r"\"([^\"]{2,80})\"|“([^”]{2,80})”")
 _COMPARISON = re.compile(
@@ -37,6 +37,10 @@ _BRIDGE = re.compile(
     r"|\b(?:in|of|by|for|from|at|with)\s+which\b"
     r"|\bthe\s+[\w\-]+\s+(?:of|for|by|in)\s+(?:the\s+)?[A-Z]"
     r"|\b[A-Z][\w\-]*(?:\s+[A-Z][\w\-]*)*'s\s+[a-z]",
+)
+_COMMON = re.compile(r"\b(both|same|common|share|shared|either|neither)\b", re.I)
+_EMBEDDED_WH = re.compile(
+    r"(?<!^)(?<=\s)(what|which|who|whom|whose|when|where|how many|how much)\b(?!.*\bwhat\b)", re.I
 )
 _VAGUE = re.compile(r"\b(it|this|that thing|stuff|something|things|issue|problem|help|info)\b", re.I)
 _WH = (
@@ -87,6 +91,10 @@ def comparison_entities(question: str) -> list[str]:
             q,
         )
     if not m:
+        spans = entity_spans(q)
+        for a, b in zip(spans, spans[1:], strict=False):
+            if re.search(rf"{re.escape(a)}\"?\s+and\s+\"?{re.escape(b)}", q):
+                return [a, b]
         return []
     items = [re.sub(r"^(?:the|a|an)\s+", "", g.strip(" \"'"), flags=re.I) for g in m.groups()]
     return [i for i in items if i and len(i.split()) <= 8]
@@ -110,6 +118,8 @@ def features(question: str, probe: list[dict]) -> dict[str, Any]:
         "comparison_entities": comparison_entities(question),
         "comparison_cue": bool(_COMPARISON.search(question)),
         "bridge_cue": bool(_BRIDGE.search(question)),
+        "common_cue": bool(_COMMON.search(question)),
+        "embedded_wh": bool(_EMBEDDED_WH.search(question)),
         "vague_cue": bool(_VAGUE.search(question)),
         "question_word": first if first in _WH else "",
         "probe_hits": len(probe),
@@ -124,18 +134,24 @@ def decide(f: dict[str, Any]) -> tuple[str, str]:
     if f["comparison_entities"]:
         multi += 2.0
         why_multi.append(f"compares {' / '.join(f['comparison_entities'])}")
+    elif f["common_cue"] and f["n_entities"] >= 2:
+        multi += 2.0
+        why_multi.append("asks what several entities share")
     elif f["comparison_cue"] and f["n_entities"] >= 2:
         multi += 1.0
         why_multi.append("comparison cue with several entities")
     if f["bridge_cue"]:
         multi += 1.0
         why_multi.append("bridge phrase (the X that/of ...)")
-    if f["n_entities"] >= 2:
+    if f["embedded_wh"]:
         multi += 0.5
-        why_multi.append(f"{f['n_entities']} entity spans")
-    if f["n_words"] >= 14 and f["question_word"]:
+        why_multi.append("question word inside the sentence")
+    if f["n_entities"] >= 2 or (f["n_entities"] >= 1 and f["n_words"] >= 12):
         multi += 0.5
-        why_multi.append(f"long {f['question_word']}-question ({f['n_words']} words)")
+        why_multi.append(f"{f['n_entities']} entity span(s) in {f['n_words']} words")
+    if f["n_words"] >= 14 and (f["question_word"] or f["embedded_wh"]):
+        multi += 0.5
+        why_multi.append(f"long question ({f['n_words']} words)")
     expand, why_expand = 0.0, []
     if f["n_terms"] <= 3:
         expand += 1.0

@@ -48,6 +48,7 @@ def bridge_entities(question: str, hop1: list[dict], limit: int = MAX_BRIDGES) -
     q_lower = question.lower()
     votes: Counter[str] = Counter()
     for rank, hit in enumerate(hop1[:HOP1_DOCS]):
+        title = str((hit.get("metadata") or {}).get("title", ""))
         sentences = split_sentences(hit.get("text", "")) or [hit.get("text", "")]
         scored = sorted(sentences, key=lambda s: -overlap(asked, s))
         for pos, sentence in enumerate(scored[:3]):
@@ -55,9 +56,8 @@ def bridge_entities(question: str, hop1: list[dict], limit: int = MAX_BRIDGES) -
                 terms = content_terms(span)
                 if not terms or terms <= asked or span.lower() in q_lower:
                     continue
-                title = str((hit.get("metadata") or {}).get("title", ""))
-                if title and span.lower() == title.lower():
-                    continue  # the hop-1 document itself, not a bridge to another one
+                if terms <= content_terms(title):
+                    continue  # names the hop-1 document itself, not a bridge to another one
                 votes[span] += (3 - pos) * (2 - rank * 0.5) + 0.2 * len(terms)
     return [span for span, _ in votes.most_common(limit)]
 

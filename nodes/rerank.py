@@ -59,9 +59,10 @@ def adaptive_k(scores: list[float], k_max: int, min_k: int = MIN_K, cliff: float
     if span <= 1e-12:
         return min(k_max, len(scores)), "flat scores"
     norm = [(s - lo) / span for s in top]
-    for i in range(min_k, min(k_max, len(norm))):
+    for i in range(1, min(k_max, len(norm))):
         if norm[i - 1] - norm[i] > cliff:
-            return i, f"score cliff after rank {i} ({norm[i - 1]:.2f} -> {norm[i]:.2f})"
+            kept = max(i, min(min_k, k_max))
+            return kept, f"score cliff after rank {i} ({norm[i - 1]:.2f} -> {norm[i]:.2f}); kept {kept}"
     return min(k_max, len(scores)), "no cliff"
 
 

@@ -1,0 +1,109 @@
+"""classify node: feature classifier, forced routes, LLM structured route with fallback."""
+
+from __future__ import annotations
+
+import pytest
+from langgraph.runtime import Runtime
+
+from agent import providers
+from agent.context import Context
+from agent.errors import InputError
+from nodes.classify import classify, comparison_entities, decide, entity_spans, features
+from tests.node_fakes import FakeIndex, ScriptedChatModel
+
+ROWS = [
+    ("a::0", "a", "Tokens expire after 15 minutes and can be refreshed.", {"title": "Auth"}),
+    (
+        "b::0",
+        "b",
+        "Alain Resnais was a French film director whose career spanned six decades.",
+        {"title": "Alain Resnais"},
+    ),
+    ("c::0", "c", "Scott Sidney was an American film director of the silent era.", {"title": "Scott Sidney"}),
+]
+
+
+@pytest.fixture
+def ctx(tmp_path):
+    index = FakeIndex(ROWS)
+    providers.register_index(str(tmp_path), index)
+    return Context(index_dir=str(tmp_path)), index
+
+
+def test_entity_spans_and_comparison_items():
+    q = "Which director had the longest career, Alain Resnais or Scott Sidney?"
+    assert comparison_entities(q) == ["Alain Resnais", "Scott Sidney"]
+    assert "Alain Resnais" in entity_spans(q) and "Which" not in entity_spans(q)
+    assert comparison_entities("Are Lithocarpus and Duranta both trees?") == ["Lithocarpus", "Duranta"]
+    assert comparison_entities("How long do tokens last?") == []
+
+
+@pytest.mark.parametrize(
+    ("question", "route"),
+    [
+        ("Which director had the longest career, Alain Resnais or Scott Sidney?", "multihop"),
+        ("Where is the hotel and casino located in which Bill Cosby's third album was recorded?", "multihop"),
+        ("How long do access tokens last before they expire?", "simple"),
+        ("tokens", "expand"),
+    ],
+)
+def test_decide_routes_by_features(question, route):
+    probe = [{"score": 0.9, "ranks": {"dense": 1, "bm25": 1}}, {"score": 0.3, "ranks": {}}] * 3
+    got, reason = decide(features(question, probe))
+    assert got == route
+    assert reason
+
+
+def test_flat_disagreeing_probe_pushes_short_query_to_expand():
+    flat = [{"score": 0.5, "ranks": {"dense": 1, "bm25": 7}}] * 5
+    sharp = [{"score": 0.9, "ranks": {"dense": 1, "bm25": 1}}] + [{"score": 0.1, "ranks": {}}] * 4
+    q = "token refresh setting"
+    assert decide(features(q, flat))[0] == "expand"
+    assert decide(features(q, sharp))[0] == "simple"
+
+
+async def test_classify_node_probes_with_acl_and_records_route(ctx):
+    context, index = ctx
+    context = Context(index_dir=context.index_dir, user_groups=["eng"], clearance=1)
+    out = await classify(
+        {"question": "Which director had the longest career, Alain Resnais or Scott Sidney?"},
+        Runtime(context=context),
+    )
+    assert out["route"] == "multihop" and "Alain Resnais" in out["route_reason"]
+    assert out["trace"][0]["node"] == "classify" and out["timings"]["classify"] > 0
+    assert index.calls[0]["access"].groups == ["eng"] and index.calls[0]["access"].clearance == 1
+    assert [h["chunk_id"] for h in out["probe"]][:2] == ["b::0", "c::0"]
+
+
+async def test_forced_route_and_empty_question(ctx):
+    context, _ = ctx
+    out = await classify(
+        {"question": "Tokens?"}, Runtime(context=Context(index_dir=context.index_dir, route="multihop"))
+    )
+    assert out["route"] == "multihop" and out["route_reason"].startswith("forced")
+    with pytest.raises(InputError):
+        await classify({"question": "  "}, Runtime(context=context))
+
+
+async def test_llm_route_and_fallback_on_bad_json(ctx):
+    context, _ = ctx
+    providers.register_chat_model(
+        "fake:classify-ok",
+        ScriptedChatModel(script=[("Decide how to retrieve", '{"route": "expand", "reason": "vague"}')]),
+    )
+    providers.register_chat_model(
+        "fake:classify-bad",
+        ScriptedChatModel(script=[("Decide how to retrieve", "I think it is complicated")]),
+    )
+    ok = await classify(
+        {"question": "How long do tokens last?"},
+        Runtime(context=Context(index_dir=context.index_dir, llm="fake:classify-ok")),
+    )
+    assert ok["route"] == "expand" and ok["route_reason"] == "llm: vague"
+    assert ok["usage"]["prompt_tokens"] == 100
+    bad = await classify(
+        {"question": "How long do tokens last?"},
+        Runtime(context=Context(index_dir=context.index_dir, llm="fake:classify-bad")),
+    )
+    assert (bad["route"], bad["route_reason"]) == decide(bad["features"])  # the feature route is kept
+    assert "classify" in bad["degradations"][0] and "feature classifier" in bad["degradations"][0]

@@ -1,0 +1,135 @@
+"""rerank and prune nodes: fusion, adaptive k, reranker fallback; dedup, budget, parents, freshness."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from langgraph.runtime import Runtime
+
+from agent import providers
+from agent.context import Context
+from agent.errors import ProviderError
+from nodes.prune import drop_duplicates, fit_budget, prune
+from nodes.rerank import adaptive_k, interleave, rerank, rrf_fuse
+from tests.node_fakes import FailingReranker, FakeIndex, ReversingReranker
+from tools.freshness import apply_decay, decay_factor
+from tools.tokens import count_tokens
+
+
+def hit(cid: str, score: float = 1.0, text: str | None = None, **meta) -> dict:
+    return {
+        "chunk_id": cid,
+        "doc_id": cid.split("::")[0],
+        "text": text or f"text of {cid}",
+        "score": score,
+        "metadata": meta,
+        "parent_id": meta.get("parent_id"),
+    }
+
+
+def test_rrf_rewards_hits_found_by_several_queries():
+    fused = rrf_fuse([[hit("a"), hit("b"), hit("c")], [hit("c"), hit("d")]], rrf_k=60)
+    assert [h["chunk_id"] for h in fused] == ["c", "a", "b", "d"]
+    assert fused[0]["score"] == pytest.approx(1 / 63 + 1 / 61)
+
+
+def test_interleave_keeps_every_lists_best_first():
+    merged = interleave([[hit("a"), hit("b")], [hit("x"), hit("a"), hit("y")]])
+    assert [h["chunk_id"] for h in merged] == ["a", "x", "b", "y"]
+
+
+def test_adaptive_k_stops_at_a_cliff_and_respects_bounds():
+    assert adaptive_k([0.9, 0.88, 0.86, 0.2, 0.19], k_max=10)[0] == 3
+    assert adaptive_k([0.9, 0.89, 0.88, 0.87, 0.86], k_max=3) == (3, "no cliff")
+    assert adaptive_k([0.9, 0.1, 0.05], k_max=10)[0] == 2  # never below the minimum
+    assert adaptive_k([], k_max=3)[0] == 0
+
+
+def _state(route: str = "simple") -> dict:
+    return {
+        "question": "q",
+        "route": route,
+        "retrievals": [
+            {"query": "q", "purpose": "original", "hits": [hit(f"d{i}::0", 1 - i * 0.01) for i in range(6)]}
+        ],
+    }
+
+
+async def test_rerank_uses_the_configured_reranker():
+    providers.register_reranker("reverse", ReversingReranker())
+    out = await rerank(_state(), Runtime(context=Context(reranker="reverse", k_simple=3)))
+    assert [h["chunk_id"] for h in out["documents"]][:1] == ["d5::0"]
+    assert out["retrieved"][0] == "d0::0"  # before rerank
+    assert out["k"] <= 3
+
+
+async def test_rerank_failure_keeps_fused_order_and_records_it():
+    broken = FailingReranker()
+    providers.register_reranker("broken", broken)
+    out = await rerank(_state(), Runtime(context=Context(reranker="broken", k_simple=3)))
+    assert broken.calls == 1
+    assert [h["chunk_id"] for h in out["documents"]] == ["d0::0", "d1::0", "d2::0"]
+    assert "rerank (broken)" in out["degradations"][0] and "kept fused order" in out["degradations"][0]
+    with pytest.raises(ProviderError):
+        await rerank(_state(), Runtime(context=Context(reranker="broken", strict=True)))
+
+
+def test_drop_duplicates_and_fit_budget():
+    text = "the quick brown fox jumps over the lazy dog " * 5
+    kept, n = drop_duplicates(
+        [hit("a", text=text), hit("b", text=text + " again"), hit("c", text="other words here")]
+    )
+    assert [h["chunk_id"] for h in kept] == ["a", "c"] and n == 1
+    budget = count_tokens(text) + 5
+    fitted, used, dropped = fit_budget(kept, budget)
+    assert [h["chunk_id"] for h in fitted] == ["a", "c"] and used <= budget and dropped == 0
+    fitted, used, dropped = fit_budget(kept, count_tokens(text))
+    assert [h["chunk_id"] for h in fitted] == ["a"] and dropped == count_tokens("other words here")
+
+
+async def test_prune_expands_parents_within_budget_and_merges_siblings(tmp_path):
+    parent_text = "Intro sentence. " + "Child one text. Child two text. " * 3
+    index = FakeIndex([], parents={"doc::p0": parent_text})
+    providers.register_index(str(tmp_path), index)
+    docs = [
+        hit("doc::c0", text="Child one text.", parent_id="doc::p0"),
+        hit("doc::c1", text="Child two text.", parent_id="doc::p0"),
+        hit("other::c0", text="Unrelated other chunk."),
+    ]
+    out = await prune(
+        {"documents": docs}, Runtime(context=Context(index_dir=str(tmp_path), token_budget=500))
+    )
+    assert [s["chunk_id"] for s in out["sources"]] == ["doc::c0", "other::c0"]
+    assert out["sources"][0]["text"] == parent_text and out["sources"][0]["expanded"]
+    assert [s["n"] for s in out["sources"]] == [1, 2]
+    assert out["prune_stats"]["parents_expanded"] == 1
+    tight = await prune(
+        {"documents": docs}, Runtime(context=Context(index_dir=str(tmp_path), token_budget=12))
+    )
+    assert not any(s["expanded"] for s in tight["sources"])
+    assert tight["prune_stats"]["tokens_kept"] <= 12 and tight["prune_stats"]["tokens_dropped"] > 0
+
+
+async def test_prune_retry_takes_more_context(tmp_path):
+    providers.register_index(str(tmp_path), FakeIndex([]))
+    ranked = [hit(f"d{i}::0", text=f"distinct chunk number {i} about topic {i * 7}") for i in range(8)]
+    ctx = Context(index_dir=str(tmp_path))
+    first = await prune({"documents": ranked[:2], "ranked": ranked}, Runtime(context=ctx))
+    retry = await prune({"documents": ranked[:2], "ranked": ranked, "attempt": 1}, Runtime(context=ctx))
+    assert len(first["sources"]) == 2 and len(retry["sources"]) == 5
+    assert retry["prune_stats"]["budget"] == int(ctx.token_budget * 1.5)
+
+
+def test_freshness_decay_is_off_by_default_and_prefers_recent_docs():
+    today = dt.date(2026, 1, 1)
+    assert decay_factor("2025-01-01", 365, today) == pytest.approx(0.5)
+    assert decay_factor(None, 30, today) == 1.0
+    hits = [
+        hit("old", 1.0, doc_type="news", last_updated="2024-01-01"),
+        hit("new", 0.8, doc_type="news", last_updated="2025-12-01"),
+    ]
+    assert apply_decay(hits, None) is hits
+    decayed = apply_decay(hits, {"news": 90}, today)
+    assert [h["chunk_id"] for h in decayed] == ["new", "old"]
+    assert [h["chunk_id"] for h in apply_decay(hits, {"manual": 90}, today)] == ["old", "new"]
