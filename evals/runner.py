@@ -242,7 +242,8 @@ def _progress(items: Sequence[Any], enabled: bool, desc: str) -> Iterable[Any]:
     return tqdm(items, desc=desc, unit="q" if desc != "indexing" else "doc", leave=False, dynamic_ncols=True)
 
 
-def _environment() -> dict[str, Any]:
+def environment_info() -> dict[str, Any]:
+    """When and where a run happened (written into every results file)."""
     return {
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
@@ -424,7 +425,7 @@ def run_retrieval_eval(
                 "per_route": {},
                 "per_node_latency": {"retrieval": _node_summary([r["latency_ms"] for r in records])},
                 "records": records,
-                "environment": _environment(),
+                "environment": environment_info(),
             }
         )
     finally:
@@ -691,7 +692,7 @@ def run_graph_eval(
                 "per_route": _per_route(records),
                 "per_node_latency": _per_node(records),
                 "records": records,
-                "environment": _environment(),
+                "environment": environment_info(),
             }
         )
     finally:
