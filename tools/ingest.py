@@ -57,6 +57,8 @@ class IngestReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
     chunks_written: int = 0
     seconds: float = 0.0
+    # documents removed by `ingest_paths(..., prune=True)` because their source file is gone
+    deleted: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -75,7 +77,9 @@ class IngestReport:
                 "updated": len(self.updated),
                 "unchanged": len(self.unchanged),
                 "failed": len(self.failed),
+                "deleted": len(self.deleted),
             },
+            "deleted": list(self.deleted),
             "chunks_written": self.chunks_written,
             "seconds": round(self.seconds, 3),
         }
@@ -192,23 +196,30 @@ def ingest_paths(
     child_tokens: int = DEFAULT_CHILD_TOKENS,
     parent_tokens: int = DEFAULT_PARENT_TOKENS,
     use_sidecar: bool = True,
+    prune: bool = False,
 ) -> IngestReport:
-    """Load files/folders (recursive) and ingest them; doc ids are paths relative to each given folder."""
-    paths = [os.fspath(p) for p in paths]
-    if not paths:
+    """Load files/folders (recursive) and ingest them; doc ids are paths relative to each given folder.
+
+    With `prune=True`, documents previously ingested from under these paths whose source file no longer
+    yields them are deleted (a file that failed to load this time keeps its old version).
+    """
+    names = [os.fspath(p) for p in paths]
+    if not names:
         raise InputError("no paths to ingest")
     _check_settings(child_tokens, parent_tokens, batch_size)
     # the bar counts documents; a JSONL corpus has many per file, so its total is unknown up front
     has_jsonl = any(
-        f.suffix.lower() == ".jsonl" for p in paths if os.path.exists(p) for f in iter_source_files(p)
+        f.suffix.lower() == ".jsonl" for p in names if os.path.exists(p) for f in iter_source_files(p)
     )
-    total = None if has_jsonl else count_source_files(p for p in paths if os.path.exists(p))
+    total = None if has_jsonl else count_source_files(p for p in names if os.path.exists(p))
 
     def results() -> Iterator[Document | LoadFailure]:
-        for path in paths:
+        for path in names:
             yield from load_path(path)
 
-    return ingest_documents(
+    if prune and not callable(getattr(index, "list_documents", None)):
+        raise InputError("prune=True needs an index with list_documents()")
+    report = ingest_documents(
         index,
         results(),
         meta=meta,
@@ -219,6 +230,35 @@ def ingest_paths(
         use_sidecar=use_sidecar,
         total=total,
     )
+    if prune:
+        started = time.perf_counter()
+        report.deleted = _prune(index, names, report)
+        report.seconds += time.perf_counter() - started
+    return report
+
+
+def _prune(index: Any, paths: list[str], report: IngestReport) -> list[str]:
+    """Delete indexed documents whose source lies under `paths` but that this run did not produce."""
+    present = set(report.added) | set(report.updated) | set(report.unchanged)
+    failing: set[str] = set()
+    for source, _ in report.failed:
+        # failures name a file, file:LINE (JSONL line) or file#id (JSONL record); protect the whole file
+        for candidate in (source, source.rsplit(":", 1)[0], source.split("#", 1)[0]):
+            failing.add(os.path.abspath(candidate))
+    roots = [os.path.abspath(p) for p in paths]
+    deleted: list[str] = []
+    for info in index.list_documents():
+        doc_id, origin = info["doc_id"], (info.get("metadata") or {}).get("source")
+        if doc_id in present or not isinstance(origin, str) or not origin:
+            continue
+        where = os.path.abspath(origin)
+        if where in failing or not any(
+            where == r or where.startswith(r.rstrip(os.sep) + os.sep) for r in roots
+        ):
+            continue
+        if index.delete_document(doc_id):
+            deleted.append(doc_id)
+    return deleted
 
 
 def delete_documents(index: IngestTarget, doc_ids: Iterable[str]) -> dict[str, list[str]]:

@@ -56,6 +56,9 @@ class FakeIndex:
     def delete_document(self, doc_id: str) -> bool:
         return self.docs.pop(doc_id, None) is not None
 
+    def list_documents(self) -> list[dict[str, Any]]:
+        return [{"doc_id": d, "metadata": v["meta"]} for d, v in sorted(self.docs.items())]
+
     def chunk_ids(self) -> set[str]:
         return {c.chunk_id for d in self.docs.values() for c in d["chunks"]}
 
@@ -165,6 +168,7 @@ def test_bad_files_fail_individually_and_the_batch_continues(folder: Path) -> No
         "updated": 0,
         "unchanged": 0,
         "failed": 5,
+        "deleted": 0,
     }
 
 
@@ -219,6 +223,28 @@ def test_ingest_documents_accepts_documents_and_failures() -> None:
 def test_progress_bar_is_off_when_not_a_tty(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ingest_paths(FakeIndex(), [folder], progress=True)
     assert "ingest" not in capsys.readouterr().err
+
+
+def test_prune_deletes_documents_whose_file_is_gone(folder: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "keep.txt").write_text("Elsewhere.", encoding="utf-8")
+    index = FakeIndex()
+    ingest_paths(index, [folder, other], progress=False)
+    (folder / "faq.txt").unlink()
+    (folder / "ops.html").write_bytes(b"\x00\x01binary now")  # fails to load: its old version stays
+    assert ingest_paths(index, [folder], progress=False).deleted == []  # prune is opt-in
+    report = ingest_paths(index, [folder], progress=False, prune=True)
+    assert report.deleted == ["faq.txt"]
+    assert sorted(index.docs) == ["auth.md", "keep.txt", "ops.html"]
+    assert report.to_dict()["counts"]["deleted"] == 1
+
+
+def test_prune_needs_list_documents(folder: Path) -> None:
+    index = FakeIndex()
+    index.list_documents = None  # type: ignore[assignment,method-assign]
+    with pytest.raises(InputError, match="list_documents"):
+        ingest_paths(index, [folder], progress=False, prune=True)
 
 
 def test_delete_documents() -> None:
@@ -308,6 +334,15 @@ def test_real_index_delete_removes_everywhere(real_index: Any, folder: Path) -> 
     assert all(h.doc_id != "ops.html" for h in real_index.dense_search("scheduler restart", k=10))
     assert all(real_index.get_chunk(cid) is None for cid in ids)
     assert real_index.document_hash("ops.html") is None
+
+
+def test_real_index_prune_removes_deleted_files(real_index: Any, folder: Path) -> None:
+    ingest_paths(real_index, [folder], progress=False)
+    (folder / "ops.html").unlink()
+    report = ingest_paths(real_index, [folder], progress=False, prune=True)
+    assert report.deleted == ["ops.html"] and report.unchanged == ["auth.md", "faq.txt"]
+    assert [d["doc_id"] for d in real_index.list_documents()] == ["auth.md", "faq.txt"]
+    assert all(h.doc_id != "ops.html" for h in real_index.search("restart the scheduler", k=10))
 
 
 def test_real_index_filters_on_ingested_metadata(real_index: Any, folder: Path) -> None:
