@@ -654,8 +654,12 @@ def run_graph_eval(
             graph_cfg["index_dir"] = str(path)
             providers.register_index(str(path), index)
             owned = True
-    elif "index_dir" in graph_cfg:
-        providers.register_index(str(graph_cfg["index_dir"]), index)
+    else:  # the caller's open index: make the graph read this very object
+        graph_cfg.setdefault("index_dir", str(getattr(index, "path", "") or "") or None)
+        if graph_cfg["index_dir"]:
+            providers.register_index(str(graph_cfg["index_dir"]), index)
+        else:
+            graph_cfg.pop("index_dir")
     if ask is None:
         from agent.api import ask as graph_ask
 
