@@ -352,22 +352,32 @@ def latency_summary(values_ms: Iterable[float], prefix: str = "latency") -> dict
     return out
 
 
-# $ per 1K tokens. Offline generators cost nothing; the hosted entries are list prices at the time of
-# writing and are meant to be overridden with evals/prices.json or --prices.
-DEFAULT_PRICES: dict[str, dict[str, float]] = {
+# $ per 1K tokens. Offline generators cost nothing; hosted models start from the graph's own price table
+# (agent.providers.PRICES_PER_MTOK) and are overridden by evals/prices.json or --prices.
+OFFLINE_PRICES: dict[str, dict[str, float]] = {
     "extractive-offline": {"prompt": 0.0, "completion": 0.0},
     "offline": {"prompt": 0.0, "completion": 0.0},
-    "openai:gpt-4.1-mini": {"prompt": 0.0004, "completion": 0.0016},
-    "openai:gpt-4.1": {"prompt": 0.002, "completion": 0.008},
-    "openai:gpt-4o-mini": {"prompt": 0.00015, "completion": 0.0006},
-    "openai:gpt-4o": {"prompt": 0.0025, "completion": 0.01},
 }
+
+
+def default_prices() -> dict[str, dict[str, float]]:
+    """Offline entries plus the graph's list prices converted from $/1M to $/1K tokens."""
+    prices = {k: dict(v) for k, v in OFFLINE_PRICES.items()}
+    try:
+        from agent.providers import PRICES_PER_MTOK
+    except ImportError:
+        return prices
+    for model, (prompt, completion) in PRICES_PER_MTOK.items():
+        prices[model] = {"prompt": prompt / 1000, "completion": completion / 1000}
+    return prices
+
+
 PRICES_FILE = Path(__file__).with_name("prices.json")
 
 
 def load_prices(path: str | Path | None = None) -> dict[str, dict[str, float]]:
-    """Price table: DEFAULT_PRICES updated with evals/prices.json (or `path`)."""
-    prices = {k: dict(v) for k, v in DEFAULT_PRICES.items()}
+    """Price table: default_prices() updated with evals/prices.json (or `path`)."""
+    prices = default_prices()
     file = Path(path) if path else PRICES_FILE
     if path and not file.exists():
         raise InputError(f"price table {file} does not exist")
@@ -392,12 +402,13 @@ def query_cost(
 ) -> float | None:
     """Dollar cost of one query from its token usage and the model's price; None when the price is unknown.
 
-    A model missing from the table falls back to the `cost_usd` the provider reported, if any. Models
-    whose name starts with "extractive" or "offline" are free.
+    `model` is looked up as given ("openai:gpt-4o-mini"), then without its provider prefix. A model
+    missing from the table falls back to the `cost_usd` the provider reported, if any. Models whose name
+    starts with "extractive" or "offline" are free.
     """
     usage = usage or {}
     name = model or ""
-    entry = prices.get(name)
+    entry = prices.get(name) or prices.get(name.partition(":")[2])
     if entry is None and (name.startswith("extractive") or name.startswith("offline")):
         entry = {"prompt": 0.0, "completion": 0.0}
     if entry is None:

@@ -181,6 +181,8 @@ def test_cost_from_price_table_by_hand(tmp_path):
     assert m.query_cost("extractive-offline", {"prompt_tokens": 999}, prices) == 0.0
     assert m.query_cost("unknown:model", {"cost_usd": 0.02}, prices) == 0.02
     assert m.query_cost("unknown:model", {"prompt_tokens": 5}, prices) is None
+    # a table keyed by bare model name also prices "provider:model" specs: 500 * 0.5/1K = 0.25
+    assert m.query_cost("someprovider:test", {"prompt_tokens": 500}, {"test": prices["openai:test"]}) == 0.25
     table = tmp_path / "prices.json"
     table.write_text(json.dumps({"_note": "x", "local:llm": {"prompt": 0.001, "completion": 0.002}}))
     loaded = m.load_prices(table)
