@@ -1,0 +1,77 @@
+"""Benchmark helpers (fast) and the benchmarks themselves on small slices (marked slow)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from evals import metrics as m
+from evals.benchmarks import scale
+
+
+class CountingEmbedder:
+    def __init__(self):
+        self.calls: list[list[str]] = []
+
+    def embed_documents(self, texts):
+        self.calls.append(list(texts))
+        return [[float(len(t)), 1.0] for t in texts]
+
+    def embed_query(self, text):
+        return [float(len(text)), 1.0]
+
+
+def test_chunk_texts_repeat_pool_with_copy_suffix():
+    texts = scale.chunk_texts(["alpha beta", "gamma delta"], 5)
+    assert texts == [
+        "alpha beta",
+        "gamma delta",
+        "alpha beta [copy 1]",
+        "gamma delta [copy 1]",
+        "alpha beta [copy 2]",
+    ]
+
+
+def test_reused_embedder_embeds_each_original_once():
+    base = CountingEmbedder()
+    emb = scale.ReusedEmbedder(base)
+    first = emb.embed_documents(["alpha beta", "gamma"])
+    again = emb.embed_documents(["alpha beta [copy 1]", "gamma [copy 7]", "new text"])
+    assert base.calls == [["alpha beta", "gamma"], ["new text"]]
+    assert again[:2] == first  # copies get their original's vector
+    assert (emb.embedded, emb.reused) == (3, 2)
+
+
+def test_make_pieces_groups_sentences():
+    corpus = {
+        "d": {"title": "", "text": "One is here now. Two is here now. Three is here now. Four is here now."}
+    }
+    pieces = scale.make_pieces(corpus, sentences_per_piece=3)
+    assert pieces == ["One is here now. Two is here now. Three is here now."]  # "Four ..." is under 40 chars
+
+
+def test_support_scorer_uses_the_graph_faithfulness_score(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    scorer = m.support_scorer()
+    assert scorer is not m.overlap_support
+    passage = "Emperor penguins breed during the Antarctic winter. They huddle to keep warm."
+    assert scorer("Emperor penguins breed during the Antarctic winter.", passage) >= 0.8
+    assert scorer("Volcanic basalt erupts in Iceland every spring.", passage) < 0.5
+
+
+@pytest.mark.slow
+def test_side_by_side_runs_on_a_slice(tmp_path, monkeypatch):
+    from evals.benchmarks import side_by_side
+
+    monkeypatch.setenv("RAGROUTE_EVAL_INDEX_DIR", str(tmp_path / "idx"))
+    assert (
+        side_by_side.main(
+            ["--dataset", "scifact_dev", "--split", "test", "--limit", "5", "--out", str(tmp_path)]
+        )
+        == 0
+    )
+    result = json.loads((tmp_path / "side_by_side_scifact.json").read_text())
+    names = [row["system"] for row in result["systems"]]
+    assert names[0] == "ragroute hybrid" and "LangChain EnsembleRetriever (BM25 + Chroma)" in names
+    assert all(0 <= row["ndcg@10"] <= 1 for row in result["systems"])
