@@ -148,8 +148,10 @@ _EMAIL_RE = re.compile(
 )
 _CARD_RE = re.compile(r"(?<![\w.,-])\d[\d -]{11,24}\d(?![\w]|[.,-]\d)", _A)
 _IBAN_START_RE = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}", _A)
-_SSN_RE = re.compile(r"(?<![\w.-])(\d{3})([- ])(\d{2})\2(\d{4})(?![\w]|[.-]\d)", _A)
-_SSN_BARE_RE = re.compile(r"(?<![\w.-])(\d{3})(\d{2})(\d{4})(?![\w]|[.-]\d)", _A)
+# "," in the look-behinds: digits after a thousands separator ("49,273 400 1904") are not an identifier
+_SSN_RE = re.compile(r"(?<![\w.,-])(\d{3})-(\d{2})-(\d{4})(?![\w]|[.,-]\d)", _A)
+# spaced or bare nine digits are an SSN only right after a cue ("SSN", "social security number")
+_SSN_CUED_RE = re.compile(r"(?<![\w.,-])(\d{3})[ ]?(\d{2})[ ]?(\d{4})(?![\w]|[.,-]\d)", _A)
 _SSN_CUE_RE = re.compile(r"(?i)\b(?:ssn|social\s+security(?:\s+(?:number|no\.?))?)\b\W{0,5}$")
 _IPV4_RE = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)", _A)
 _IPV6_RE = re.compile(
@@ -160,24 +162,39 @@ _VERSION_CUE_RE = re.compile(
 )
 _PHONE_INTL_RE = re.compile(r"(?<![\w+])\+\d[\d ().-]{6,22}\d(?!\w)", _A)
 _PHONE_NANP_RE = re.compile(
-    r"(?<![\w+.-])(?:1[ .-]?)?(?:\(([2-9]\d{2})\) ?|([2-9]\d{2})([ .-]))([2-9]\d{2})([ .-])(\d{4})"
-    r"(?![\w]|[.-]\d)",
+    r"(?<![\w+.,-])(?:1[ .-]?)?(?:\(([2-9]\d{2})\) ?|([2-9]\d{2})([ .-]))([2-9]\d{2})([ .-])(\d{4})"
+    r"(?![\w]|[.,-]\d)",
     _A,
 )
-_PHONE_TRUNK_RE = re.compile(r"(?<![\w+.-])0\d{1,4}([ -])\d{3,4}\1?\d{3,4}(?![\w]|[.-]\d)", _A)
-_PHONE_LOCAL_RE = re.compile(r"(?<![\w+.-])(?:\d{3}[ .-]\d{4}|\d{10})(?![\w]|[.-]\d)", _A)
+_PHONE_TRUNK_RE = re.compile(r"(?<![\w+.,-])0\d{1,4}([ -])\d{3,4}\1?\d{3,4}(?![\w]|[.,-]\d)", _A)
+_PHONE_LOCAL_RE = re.compile(r"(?<![\w+.,-])(?:\d{3}[ .-]\d{4}|\d{10})(?![\w]|[.,-]\d)", _A)
 _PHONE_CUE_RE = re.compile(
     r"(?i)\b(?:phone|tel|telephone|call|dial|mobile|cell|fax|hotline|whatsapp|text)\b[^\n\d]{0,20}$"
 )
 
 _UP = "A-ZÀ-ÖØ-Þ"
 _LO = "a-zß-öø-ÿ"
-_NAME_TOKEN = rf"(?:[{_UP}][{_LO}]*(?:['’-][{_UP}]?[{_LO}]+)*|[{_UP}]\.)"
+# initials ("J.", "A.P.") or a capitalised word; inner parts start with ' - or a capital: O'Connor, Hans-Peter,
+# McDonald, DiLaurentis (each repetition has a distinct first character, so no ambiguous backtracking)
+_NAME_TOKEN = rf"(?:(?:[{_UP}]\.){{1,3}}|[{_UP}][{_LO}]*(?:(?:['’-][{_UP}]?|[{_UP}])[{_LO}]+)*)"
 _HONORIFIC = r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Lady|Lord|Rev|Fr|Capt|Col|Gen|Sgt|Lt|Hon|Judge)"
+_HONORIFIC_WORDS = frozenset(_HONORIFIC[3:-1].split("|"))
+_HON = rf"\b{_HONORIFIC}(?:\.|\b)"
+_NAME = rf"{_NAME_TOKEN}(?:[ \t]+{_NAME_TOKEN}){{0,2}}"
 _PERSON_RE = re.compile(
-    rf"\b{_HONORIFIC}(?:\.|\b)[ \t]+(?P<name>{_NAME_TOKEN}(?:[ \t]+{_NAME_TOKEN}){{0,2}})"
-    rf"|(?:\b[Mm]y name is|\bName:|\bPatient:)[ \t]+(?P<name2>{_NAME_TOKEN}(?:[ \t]+{_NAME_TOKEN}){{0,2}})"
+    rf"(?P<hon>{_HON}(?:[ \t]+{_HON})*)[ \t]+(?P<name>{_NAME})"
+    rf"|(?:\b[Mm]y name is|\bName:|\bPatient:)[ \t]+(?P<name2>{_NAME})"
 )
+# honorifics that are also ordinary words in place and work names ("Notre Dame", "Lord Chancellor")
+_AMBIGUOUS_HONORIFICS = frozenset({"Dame", "Lady", "Lord", "Judge", "Gen", "Col", "Hon", "Fr"})
+# a capitalised word that ends a name: what follows is a place or institution named after someone
+_NOT_NAME_WORDS = frozenset(
+    "Island Islands Church Cathedral Street St Road Avenue Drive Boulevard Lane Square Building Complex "
+    "Center Centre Hall School College University Hospital Department Award Trophy Cup Bridge Park Station "
+    "House Museum Library Theatre Theater Institute Foundation Stadium High Chancellor Treasurer Steward "
+    "Justice Chief Mayor President Bishop Protector Advocate Privy".split()
+)
+_PREV_WORD_RE = re.compile(r"(\S+)[ \t]+$")
 
 
 def _emails(text: str) -> Iterable[tuple[int, int]]:
@@ -229,9 +246,9 @@ def _ibans(text: str) -> Iterable[tuple[int, int]]:
 
 def _ssns(text: str) -> Iterable[tuple[int, int]]:
     for m in _SSN_RE.finditer(text):
-        if ssn_valid(m.group(1), m.group(3), m.group(4)):
+        if ssn_valid(*m.groups()):
             yield m.start(), m.end()
-    for m in _SSN_BARE_RE.finditer(text):
+    for m in _SSN_CUED_RE.finditer(text):
         if _SSN_CUE_RE.search(text[max(0, m.start() - 30) : m.start()]) and ssn_valid(*m.groups()):
             yield m.start(), m.end()
 
@@ -297,7 +314,22 @@ def _phones(text: str) -> Iterable[tuple[int, int]]:
 def _persons(text: str) -> Iterable[tuple[int, int]]:
     for m in _PERSON_RE.finditer(text):
         g = "name" if m.group("name") is not None else "name2"
-        s, e = m.span(g)
+        if g == "name":
+            hons = [h.rstrip(".") for h in m.group("hon").split()]
+            if all(h in _AMBIGUOUS_HONORIFICS for h in hons):
+                prev = _PREV_WORD_RE.search(text, max(0, m.start() - 40), m.start())
+                if prev and prev.group(1)[:1].isupper():
+                    continue  # "Notre Dame", "The Lord Chancellor": part of a longer proper noun
+        s = e = m.start(g)
+        for tok in re.finditer(r"\S+", m.group(g)):
+            word = tok.group()
+            possessive = word.endswith(("'s", "’s"))
+            word = word[:-2] if possessive else word
+            if word in _NOT_NAME_WORDS or word.rstrip(".") in _HONORIFIC_WORDS:
+                break
+            e = s + tok.start() + len(word)
+            if possessive:  # "Laura Keene's Theatre": the name ends here
+                break
         if e - s >= 2:
             yield s, e
 

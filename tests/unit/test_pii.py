@@ -71,6 +71,11 @@ def test_ssn_invalid_ranges():
         ("SSN 536228714 on file", [("SSN", "536228714")]),
         ("Dr. Aisha Rahman presents", [("PERSON", "Aisha Rahman")]),
         ("Mr. James O'Connor approved", [("PERSON", "James O'Connor")]),
+        ("Prof. Dr. Ulrich Hans Walter (born 1954)", [("PERSON", "Ulrich Hans Walter")]),
+        ("Sir Frank P. Lowy, AC", [("PERSON", "Frank P. Lowy")]),
+        ("warned Mrs. DiLaurentis that", [("PERSON", "DiLaurentis")]),
+        ("at Miss Laura Keene's house", [("PERSON", "Laura Keene")]),
+        ("SSN 536 22 8714 on file", [("SSN", "536 22 8714")]),
     ],
 )
 def test_detects_each_type(text, expected):
@@ -94,6 +99,10 @@ def test_detects_each_type(text, expected):
         "The hash 2001:db8 is truncated; std::vector is C++.",
         "IBAN GB00 WEST 1234 5698 7654 32 failed the checksum.",
         "The 536228714 alone is just a number.",
+        "Transfer table: 500 -- 49,273 400 1904 Andy McCombie; 02 ! 700 -- 69,215 40 1905 Alf Common",
+        "Holy Trinity Church and Notre Dame Church; the Lord High Treasurer.",
+        "The Lord Chancellor's Department was merged.",
+        "Codes 536 22 8714 without any cue are not SSNs.",
     ],
 )
 def test_hard_negatives_are_not_pii(text):
