@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     chunk_id TEXT PRIMARY KEY, doc_id TEXT NOT NULL, vector_id TEXT NOT NULL UNIQUE, ord INTEGER NOT NULL,
     text TEXT NOT NULL, metadata TEXT NOT NULL, tokens TEXT NOT NULL, parent_id TEXT);
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+CREATE INDEX IF NOT EXISTS chunks_parent ON chunks(parent_id);
 CREATE TABLE IF NOT EXISTS parents (
     parent_id TEXT PRIMARY KEY, doc_id TEXT NOT NULL, text TEXT NOT NULL, section TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS parents_doc ON parents(doc_id);
@@ -791,8 +792,8 @@ class HybridIndex:
         )
         return await asyncio.to_thread(self._fuse, dense, kw, k, weights)
 
-    def get_chunk(self, chunk_id: str) -> Chunk | None:
-        """The stored chunk (metadata included), or None."""
+    def get_chunk(self, chunk_id: str, *, access: AccessScope | None = None) -> Chunk | None:
+        """The stored chunk (metadata included), or None (also when `access` may not see it)."""
         self._check_open()
         with self._lock:
             row = self._db.execute(
@@ -800,18 +801,30 @@ class HybridIndex:
             ).fetchone()
         if row is None:
             return None
-        return Chunk(
-            chunk_id=row[0], doc_id=row[1], text=row[2], metadata=json.loads(row[3]), parent_id=row[4]
-        )
+        meta = json.loads(row[3])
+        if not F.acl_allows(meta, access):
+            return None
+        return Chunk(chunk_id=row[0], doc_id=row[1], text=row[2], metadata=meta, parent_id=row[4])
 
-    def get_parent(self, parent_id: str) -> Parent | None:
-        """The stored parent section, or None."""
+    def get_parent(self, parent_id: str, *, access: AccessScope | None = None) -> Parent | None:
+        """The stored parent section, or None (also when `access` may see none of its chunks)."""
         self._check_open()
         with self._lock:
             row = self._db.execute(
                 "SELECT parent_id, doc_id, text, section FROM parents WHERE parent_id=?", (parent_id,)
             ).fetchone()
-        return Parent(parent_id=row[0], doc_id=row[1], text=row[2], section=row[3]) if row else None
+            if row is None:
+                return None
+            if access is not None and not access.unrestricted:
+                metas = [
+                    json.loads(m)
+                    for (m,) in self._db.execute(
+                        "SELECT metadata FROM chunks WHERE parent_id=?", (parent_id,)
+                    )
+                ]
+                if not any(F.acl_allows(m, access) for m in metas):
+                    return None
+        return Parent(parent_id=row[0], doc_id=row[1], text=row[2], section=row[3])
 
     def chunk_ids(self) -> set[str]:
         """Every chunk id in the docstore (the source of truth)."""
