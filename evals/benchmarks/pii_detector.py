@@ -106,7 +106,9 @@ def scan_realtext(corpora: tuple[str, ...], judgements: Path) -> dict[str, Any]:
                 if line.strip():
                     j = json.loads(line)
                     judged[(j["doc"], j["type"], j["text"])] = bool(j["pii"])
-    per = {t: {"detections": 0, "tp": 0, "fp": 0, "unjudged": 0} for t in ENTITY_TYPES}
+    per: dict[str, dict[str, Any]] = {
+        t: {"detections": 0, "tp": 0, "fp": 0, "unjudged": 0} for t in ENTITY_TYPES
+    }
     scanned: dict[str, int] = {}
     fps: list[dict[str, str]] = []
     unjudged: list[dict[str, str]] = []
@@ -140,7 +142,7 @@ def scan_realtext(corpora: tuple[str, ...], judgements: Path) -> dict[str, Any]:
     for row in per.values():
         j = row["tp"] + row["fp"]
         row["precision"] = round(row["tp"] / j, 4) if j else None
-    tot = {k: sum(r[k] for r in per.values()) for k in ("detections", "tp", "fp", "unjudged")}
+    tot: dict[str, Any] = {k: sum(r[k] for r in per.values()) for k in ("detections", "tp", "fp", "unjudged")}
     tot["precision"] = round(tot["tp"] / (tot["tp"] + tot["fp"]), 4) if tot["tp"] + tot["fp"] else None
     return {
         "corpora": scanned,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -259,3 +260,43 @@ def test_large_input_with_many_entities_stays_fast():
     assert time.perf_counter() - t0 < 5
     assert res.counts() == {"PERSON": 20_000, "EMAIL": 20_000}
     assert res.text.startswith("Dr. <PERSON_1> met <EMAIL_1>. Dr. <PERSON_1>")
+
+
+def test_benchmark_scoring_strict_and_lenient(tmp_path):
+    from evals.benchmarks.pii_detector import evaluate, load_sample, main
+
+    rows = [
+        # detector finds "Aisha Rahman" (PERSON); gold says "Dr. Aisha Rahman": strict miss, lenient hit
+        {"id": "a", "text": "Dr. Aisha Rahman called", "spans": [{"type": "PERSON", "start": 0, "end": 16}]},
+        # exact EMAIL hit plus a missed PERSON
+        {
+            "id": "b",
+            "text": "ask Sarah Connor at s@x.org",
+            "spans": [{"type": "PERSON", "start": 4, "end": 16}, {"type": "EMAIL", "start": 20, "end": 27}],
+        },
+        # a false positive on a sentence with no PII
+        {"id": "c", "text": "Dr Pepper is a drink", "spans": []},
+    ]
+    r = evaluate(rows)
+    assert r["strict"]["EMAIL"] == {"tp": 1, "fp": 0, "fn": 0, "precision": 1.0, "recall": 1.0, "f1": 1.0}
+    assert (r["strict"]["PERSON"]["tp"], r["strict"]["PERSON"]["fp"], r["strict"]["PERSON"]["fn"]) == (
+        0,
+        2,
+        2,
+    )
+    assert (r["lenient"]["PERSON"]["tp"], r["lenient"]["PERSON"]["fp"], r["lenient"]["PERSON"]["fn"]) == (
+        1,
+        1,
+        1,
+    )
+    assert r["strict"]["micro"]["precision"] == pytest.approx(1 / 3, abs=1e-4)
+    sample = tmp_path / "s.jsonl"
+    sample.write_text("\n".join(json.dumps(x) for x in rows) + "\n")
+    assert len(load_sample(sample)) == 3
+    main(["--sample", str(sample), "--out", str(tmp_path / "out"), "--no-realtext"])
+    saved = json.loads((tmp_path / "out" / "pii_detector.json").read_text())
+    assert saved["sentences"] == 3 and saved["strict"]["micro"]["tp"] == 1
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"id": "x", "text": "abc", "spans": [{"type": "EMAIL", "start": 2, "end": 9}]}))
+    with pytest.raises(InputError, match="bad span"):
+        load_sample(bad)
