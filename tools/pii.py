@@ -9,6 +9,7 @@ there is no offline NER model here, so a bare name ("ask Sarah Connor") is not d
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import hashlib
 import ipaddress
 import json
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import ConfigError, InputError
+from tools.types import Document
 
 KEY_ENV = "RAGROUTE_PII_KEY"
 _KEYGEN_HINT = '`python -c "from tools.pii import generate_key; print(generate_key())"`'
@@ -174,8 +176,8 @@ _PHONE_CUE_RE = re.compile(
 
 _UP = "A-ZÀ-ÖØ-Þ"
 _LO = "a-zß-öø-ÿ"
-# initials ("J.", "A.P.") or a capitalised word; inner parts start with ' - or a capital: O'Connor, Hans-Peter,
-# McDonald, DiLaurentis (each repetition has a distinct first character, so no ambiguous backtracking)
+# initials ("J.", "A.P.") or a capitalised word whose inner parts start with ' - or a capital: O'Connor,
+# Hans-Peter, McDonald, DiLaurentis (repetitions start with distinct characters, so no backtracking blow-up)
 _NAME_TOKEN = rf"(?:(?:[{_UP}]\.){{1,3}}|[{_UP}][{_LO}]*(?:(?:['’-][{_UP}]?|[{_UP}])[{_LO}]+)*)"
 _HONORIFIC = r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Lady|Lord|Rev|Fr|Capt|Col|Gen|Sgt|Lt|Hon|Judge)"
 _HONORIFIC_WORDS = frozenset(_HONORIFIC[3:-1].split("|"))
@@ -547,6 +549,22 @@ class PiiRedactor:
         if self.store is None:
             return False
         return self.store.delete(mapping_id)
+
+    def redact_document(self, doc: Document) -> tuple[Document, RedactionResult]:
+        """A copy of `doc` with PII replaced in its title and text (one placeholder set for both).
+
+        The copy's metadata records `pii_mapping_id` (when reversible) and `pii_counts`; entity spans in
+        the result refer to "title\ntext". Other metadata values are left as they are.
+        """
+        title = doc.title.replace("\n", " ")
+        res = self.redact(f"{title}\n{doc.text}", doc_id=doc.doc_id)
+        # spans never contain a newline, so the first one still separates title from text
+        new_title, new_text = res.text.split("\n", 1)
+        meta = dict(doc.metadata)
+        meta["pii_counts"] = res.counts()
+        if res.mapping_id is not None:
+            meta["pii_mapping_id"] = res.mapping_id
+        return dataclasses.replace(doc, title=new_title, text=new_text, metadata=meta), res
 
     def redact_query(self, query: str) -> str:
         """Irreversibly redact a query (before it reaches logs, traces or a remote provider)."""

@@ -300,3 +300,30 @@ def test_benchmark_scoring_strict_and_lenient(tmp_path):
     bad.write_text(json.dumps({"id": "x", "text": "abc", "spans": [{"type": "EMAIL", "start": 2, "end": 9}]}))
     with pytest.raises(InputError, match="bad span"):
         load_sample(bad)
+
+
+def test_redact_document_covers_title_and_text_with_one_placeholder_set(tmp_path):
+    from tools.types import Document
+
+    r = PiiRedactor(store_path=tmp_path, key=generate_key())
+    doc = Document(
+        doc_id="hr/42",
+        title="Notes on a@x.org\nline two",
+        text="Mail a@x.org or call +44 20 7946 0958.",
+        metadata={"doc_type": "policy"},
+        format="markdown",
+    )
+    red, res = r.redact_document(doc)
+    assert red.title == "Notes on <EMAIL_1> line two"
+    assert red.text == "Mail <EMAIL_1> or call <PHONE_1>."
+    assert red.metadata == {
+        "doc_type": "policy",
+        "pii_counts": {"EMAIL": 2, "PHONE": 1},
+        "pii_mapping_id": res.mapping_id,
+    }
+    assert (red.doc_id, red.format) == ("hr/42", "markdown")
+    assert doc.text.startswith("Mail a@x.org")  # the original is untouched
+    assert r.restore(red.text, red.metadata["pii_mapping_id"]) == doc.text
+    # irreversible redaction records counts but no mapping id
+    red2, _ = PiiRedactor().redact_document(doc)
+    assert "pii_mapping_id" not in red2.metadata and red2.text == red.text
