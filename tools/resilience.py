@@ -48,7 +48,12 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, CircuitOpenError) or not isinstance(exc, TRANSIENT_ERRORS):
         return False
     status = getattr(exc, "status", None) or getattr(exc, "status_code", None)
-    return status is None or int(status) in RETRYABLE_STATUS
+    if status is None:
+        return True
+    try:
+        return int(status) in RETRYABLE_STATUS
+    except (TypeError, ValueError):
+        return True  # an unreadable status says nothing against retrying
 
 
 # ------------------------------------------------------------------------------------------------ retries

@@ -104,6 +104,9 @@ def test_user_errors_and_4xx_are_not_retried():
     e429 = ProviderError("llm", "429 rate limited")
     e429.status = 429  # type: ignore[attr-defined]
     assert not is_transient(e400) and is_transient(e429) and is_transient(TimeoutError())
+    odd = ProviderError("llm", "weird")
+    odd.status_code = "n/a"  # type: ignore[attr-defined]
+    assert is_transient(odd)
     assert not is_transient(CircuitOpenError("x", "open"))
 
 
