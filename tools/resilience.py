@@ -16,13 +16,14 @@ Typical composition (retry around breaker around timeout), with a local fallback
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import inspect
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableSequence
+from collections.abc import Awaitable, Callable, Iterator, MutableSequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -308,14 +309,14 @@ class CircuitBreaker:
             left = max(0.0, self.reset_timeout_s - (self._clock() - self._opened_at))
         return CircuitOpenError(self.name, f"circuit open after repeated failures; retry in {left:.1f}s")
 
-    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Call `fn` through the breaker."""
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
         if not self.allow():
             raise self._reject()
         with self._lock:
             self._stats["calls"] += 1
         try:
-            result = fn(*args, **kwargs)
+            yield
         except self.failure_on:
             self.record_failure()
             raise
@@ -323,24 +324,16 @@ class CircuitBreaker:
             self._release_trial()
             raise
         self.record_success()
-        return result
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call `fn` through the breaker."""
+        with self._guard():
+            return fn(*args, **kwargs)
 
     async def acall(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """Await `fn` through the breaker."""
-        if not self.allow():
-            raise self._reject()
-        with self._lock:
-            self._stats["calls"] += 1
-        try:
-            result = await fn(*args, **kwargs)
-        except self.failure_on:
-            self.record_failure()
-            raise
-        except BaseException:
-            self._release_trial()
-            raise
-        self.record_success()
-        return result
+        with self._guard():
+            return await fn(*args, **kwargs)
 
     def _release_trial(self) -> None:
         # an uncounted exception (bad input, cancellation) must not use up the half-open trial slot
