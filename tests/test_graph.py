@@ -1,0 +1,292 @@
+"""The compiled query graph end to end on a real HybridIndex: which nodes run on every route, retry,
+abstain, citation repair, ACL on every retrieval call, reranker fallback, output shape, streaming."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from agent import providers
+from agent.api import aask, astream
+from agent.context import Context
+from agent.graph import build_graph, graph
+from agent.state import ABSTAIN_TEXT
+from tests.node_fakes import FailingReranker, ScriptedChatModel
+
+OUTPUT_KEYS = {
+    "answer",
+    "citations",
+    "route",
+    "k",
+    "faithfulness",
+    "confidence",
+    "abstained",
+    "generator",
+    "timings",
+    "usage",
+    "degradations",
+    "contexts",
+    "retrieved",
+}
+CORE = ["classify", "retrieve", "rerank", "prune", "generate", "verify"]
+
+WIKI = [
+    (
+        "resnais",
+        "Alain Resnais",
+        "Alain Resnais was a French film director whose career spanned more than six "
+        "decades, from 1946 to 2014.",
+        {},
+    ),
+    (
+        "sidney",
+        "Scott Sidney",
+        "Scott Sidney was an American film director whose career lasted from 1913 to 1929.",
+        {},
+    ),
+    (
+        "air",
+        "Why Is There Air?",
+        "Why Is There Air? is the third comedy album by Bill Cosby. It was recorded live "
+        "at the Sands Hotel in Las Vegas.",
+        {},
+    ),
+    (
+        "sands",
+        "Sands Hotel and Casino",
+        "The Sands Hotel and Casino was a hotel and casino located on the Las Vegas "
+        "Strip in Paradise, Nevada.",
+        {},
+    ),
+    ("pets", "Office pets", "The office cat sleeps on the warm server rack.", {}),
+    ("vegas", "Las Vegas", "Las Vegas is a city in Nevada known for gambling and entertainment.", {}),
+]
+
+
+class SpyIndex:
+    """Delegates to the real index and records the access scope of every search."""
+
+    def __init__(self, index: Any) -> None:
+        self.index = index
+        self.calls: list[dict] = []
+
+    def search(self, query: str, k: int = 10, **kw: Any) -> Any:
+        self.calls.append({"query": query, **kw})
+        return self.index.search(query, k, **kw)
+
+    def get_parent(self, parent_id: str) -> Any:
+        return self.index.get_parent(parent_id)
+
+
+def use(index: Any) -> str:
+    path = str(index.config.path)
+    providers.register_index(path, index)
+    return path
+
+
+async def run(question: str, **ctx: Any) -> tuple[list[str], dict]:
+    """Nodes that ran (in order, from stream_mode="updates") and the final output."""
+    ran: list[str] = []
+    final: dict = {}
+    async for mode, chunk in graph.astream(
+        {"question": question}, context=Context(**ctx), stream_mode=["updates", "values"]
+    ):
+        if mode == "updates":
+            ran.extend(chunk)
+        else:
+            final = chunk
+    return ran, final
+
+
+def strip(ran: list[str]) -> list[str]:
+    """Collapse parallel retrieve branches into one entry."""
+    out: list[str] = []
+    for node in ran:
+        if not (node == "retrieve" and out and out[-1] == "retrieve"):
+            out.append(node)
+    return out
+
+
+@pytest.fixture
+def tiny(make_index):
+    return use(make_index())
+
+
+@pytest.fixture
+def wiki(make_index):
+    return use(make_index(WIKI))
+
+
+async def test_simple_route_runs_the_core_nodes_only(tiny):
+    ran, out = await run("How long do access tokens last before they expire?", index_dir=tiny)
+    assert strip(ran) == [*CORE, "finalize"] and ran.count("retrieve") == 1
+    assert out["route"] == "simple" and not out["abstained"]
+    assert "15 minutes" in out["answer"] and out["citations"][0]["doc_id"] == "auth"
+    assert out["citations"][0]["quote"] in out["contexts"] or "15 minutes" in out["citations"][0]["quote"]
+    assert set(out["timings"]) >= {*CORE, "finalize", "total"}
+
+
+async def test_expand_route_retrieves_every_variant_in_parallel(tiny):
+    ran, out = await run("help with this token stuff", index_dir=tiny)
+    assert out["route"] == "expand"
+    assert strip(ran) == ["classify", "expand", *CORE[1:], "finalize"]
+    assert ran.count("retrieve") >= 2
+
+
+async def test_multihop_comparison_gathers_evidence_for_both_items(wiki):
+    ran, out = await run(
+        "Which director had the longest career, Alain Resnais or Scott Sidney?", index_dir=wiki
+    )
+    assert out["route"] == "multihop"
+    assert strip(ran) == ["classify", "decompose", *CORE[1:], "finalize"] and ran.count("retrieve") == 3
+    assert {"resnais", "sidney"} <= {c.split("::")[0] for c in out["contexts"]}
+    assert {"resnais", "sidney"} <= {c["doc_id"] for c in out["citations"]}
+
+
+async def test_multihop_bridge_reaches_the_second_hop(wiki):
+    question = "Where is the hotel and casino located in which Bill Cosby's third album was recorded?"
+    ran, out = await run(question, index_dir=wiki, k_expand=4, k_multihop=4)
+    assert out["route"] == "multihop" and "decompose" in ran
+    assert {"air", "sands"} <= {c.split("::")[0] for c in out["contexts"]}
+
+
+async def test_retry_after_unfaithful_answer_then_success(tiny):
+    model = ScriptedChatModel(
+        script=[
+            ("quantum", "[0.0]"),
+            ("For each numbered answer sentence", "[1.0]"),
+            ("A previous answer made claims", "Access tokens expire after 15 minutes [1]."),
+            ("Answer:", "Access tokens are protected by quantum keys [1]."),
+        ]
+    )
+    providers.register_chat_model("fake:retry", model)
+    ran, out = await run(
+        "How long do access tokens last before they expire?", index_dir=tiny, llm="fake:retry", route="simple"
+    )
+    assert strip(ran) == [*CORE, "prune", "generate", "verify", "finalize"]
+    assert out["answer"].startswith("Access tokens expire after 15 minutes [1]") and not out["abstained"]
+    assert out["generator"] == "fake:retry" and out["faithfulness"] == 1.0
+    assert out["usage"]["prompt_tokens"] == 4 * 100  # route forced: generate, judge, generate, judge
+
+
+async def test_unfaithful_twice_abstains(tiny):
+    model = ScriptedChatModel(
+        script=[
+            ("For each numbered answer sentence", "[0.0]"),
+            ("Answer:", "Access tokens expire after 15 minutes [1]."),
+        ]
+    )
+    providers.register_chat_model("fake:never", model)
+    ran, out = await run("How long do access tokens last?", index_dir=tiny, llm="fake:never", route="simple")
+    assert ran.count("verify") == 2 and ran[-1] == "finalize"
+    assert out["answer"] == ABSTAIN_TEXT and out["abstained"] and out["citations"] == []
+
+
+async def test_offline_abstains_on_questions_the_corpus_cannot_answer(tiny):
+    ran, out = await run("What is the population of Ulaanbaatar in 1950?", index_dir=tiny)
+    assert out["answer"] == ABSTAIN_TEXT and out["abstained"] and out["citations"] == []
+    assert ran.count("verify") == 1 and ran[-1] == "finalize"
+
+
+async def test_citation_repair_in_the_output(tiny):
+    model = ScriptedChatModel(
+        script=[
+            ("For each numbered answer sentence", "[1.0, 1.0]"),
+            ("Answer:", "Access tokens expire after 15 minutes [9]. Refresh tokens last 30 days."),
+        ]
+    )
+    providers.register_chat_model("fake:repair", model)
+    _, out = await run(
+        "How long do access and refresh tokens last?", index_dir=tiny, llm="fake:repair", route="simple"
+    )
+    assert "[9]" not in out["answer"]
+    cited = {c["n"] for c in out["citations"]}
+    assert cited and all(f"[{n}]" in out["answer"] for n in cited)
+    assert all(c["doc_id"] == "auth" for c in out["citations"])
+
+
+@pytest.mark.parametrize("route", ["simple", "expand", "multihop"])
+async def test_acl_reaches_every_retrieval_call(make_index, route):
+    spy = SpyIndex(make_index())
+    path = str(spy.index.config.path) + "-spy"
+    providers.register_index(path, spy)
+    questions = [
+        "Who reviews engineering salary bands and board acquisition of a vector database startup?",
+        "What does error E1042 mean, and are salary bands or board minutes involved?",
+    ]
+    for q in questions:
+        _, out = await run(q, index_dir=path, route=route, user_groups=["eng"], clearance=1)
+        docs = {c.split("::")[0] for c in out["retrieved"] + out["contexts"]}
+        assert not docs & {"salary", "secret"}, docs
+    assert len(spy.calls) >= 4
+    assert all(
+        c["access"] is not None and c["access"].groups == ["eng"] and c["access"].clearance == 1
+        for c in spy.calls
+    )
+    assert any("E1042" in c["query"] for c in spy.calls)
+    # the eng group with clearance 1 does see the incident runbook
+    assert any(
+        h.doc_id == "incident" for h in spy.index.search("error E1042", 5, access=spy.calls[0]["access"])
+    )
+
+
+async def test_reranker_failure_falls_back_to_fused_order(tiny):
+    providers.register_reranker("broken-graph", FailingReranker())
+    ran, out = await run(
+        "How long do access tokens last before they expire?", index_dir=tiny, reranker="broken-graph"
+    )
+    assert "rerank" in ran and not out["abstained"]
+    assert any(d.startswith("rerank (broken-graph)") for d in out["degradations"])
+    assert out["contexts"][0] == out["retrieved"][0]
+
+
+async def test_output_shape_and_offline_usage(tiny):
+    out = await aask("How long do refresh tokens last?", index_dir=tiny)
+    assert set(out) == OUTPUT_KEYS
+    assert out["generator"] == "extractive-offline" and out["usage"]["cost_usd"] == 0.0
+    assert out["k"] == len(out["contexts"]) or out["k"] >= len(out["contexts"])
+    assert 0.0 <= out["faithfulness"] <= 1.0 and 0.0 <= out["confidence"] <= 1.0
+    assert out["timings"]["total"] >= out["timings"]["retrieve"]
+
+
+async def test_astream_yields_node_updates_and_llm_tokens(tiny):
+    providers.register_chat_model(
+        "fake:stream",
+        ScriptedChatModel(
+            script=[
+                ("For each numbered answer sentence", "[1.0]"),
+                ("Answer:", "Refresh tokens last 30 days [1]."),
+            ]
+        ),
+    )
+    events = [
+        e
+        async for e in astream(
+            "How long do refresh tokens last?", index_dir=tiny, llm="fake:stream", route="simple"
+        )
+    ]
+    tokens = "".join(e["text"] for e in events if e["type"] == "token")
+    assert tokens == "Refresh tokens last 30 days [1]."
+    assert [e["node"] for e in events if e["type"] == "update"][0] == "classify"
+    assert events[-1]["type"] == "result" and events[-1]["data"]["answer"].startswith(
+        "Refresh tokens last 30 days"
+    )
+
+
+def test_builder_and_studio_graph():
+    builder = build_graph()
+    assert set(builder.nodes) == {
+        "classify",
+        "expand",
+        "decompose",
+        "retrieve",
+        "rerank",
+        "prune",
+        "generate",
+        "verify",
+        "finalize",
+    }
+    assert graph.get_context_jsonschema()["properties"]["reranker"]["default"] == "auto"
+    assert set(graph.get_input_jsonschema()["properties"]) == {"question", "filters"}
+    assert set(graph.get_output_jsonschema()["properties"]) == OUTPUT_KEYS
