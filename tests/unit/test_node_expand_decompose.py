@@ -30,7 +30,8 @@ PROBE = [
 BRIDGE_PROBE = [
     {
         "chunk_id": "album::0",
-        "text": "Why Is There Air? is the third album by Bill Cosby. It was recorded at the Sands Hotel in Las Vegas.",
+        "text": "Why Is There Air? is the third album by Bill Cosby. "
+        "It was recorded at the Sands Hotel in Las Vegas.",
         "metadata": {"title": "Why Is There Air?"},
     }
 ]
