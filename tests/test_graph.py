@@ -290,3 +290,16 @@ def test_builder_and_studio_graph():
     assert graph.get_context_jsonschema()["properties"]["reranker"]["default"] == "auto"
     assert set(graph.get_input_jsonschema()["properties"]) == {"question", "filters"}
     assert set(graph.get_output_jsonschema()["properties"]) == OUTPUT_KEYS
+
+
+async def test_question_filters_and_context_filters_both_apply(tiny):
+    _, out = await run("How do keyword search and tokens work?", index_dir=tiny, route="expand",
+                       filters={"category": "search"})
+    assert out["retrieved"] and {c.split("::")[0] for c in out["retrieved"]} == {"rrf"}
+    ran: list[str] = []
+    async for chunk in graph.astream({"question": "How do keyword search and tokens work?",
+                                      "filters": {"category": "security"}},
+                                     context=Context(index_dir=tiny, filters={"version": "2.10.0"}),
+                                     stream_mode="values"):
+        ran = chunk.get("retrieved") or ran
+    assert ran and {c.split("::")[0] for c in ran} == {"auth"}
