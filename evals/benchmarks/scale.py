@@ -140,7 +140,7 @@ def ingest(index: Any, texts: list[str], batch: int = 256) -> float:
         items = []
         for i in range(lo, min(lo + batch, len(texts))):
             doc_id = f"s{i}"
-            chunk = Chunk(chunk_id=f"{doc_id}#0", doc_id=doc_id, text=texts[i], metadata={"doc_type": "text"})
+            chunk = Chunk(chunk_id=f"{doc_id}-0", doc_id=doc_id, text=texts[i], metadata={"doc_type": "text"})
             items.append((doc_id, [chunk], [], f"h{i}", {}))
         index.upsert_documents(items)
     return time.perf_counter() - start
