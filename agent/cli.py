@@ -95,12 +95,20 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 1 if report.failed and not (report.added or report.updated or report.unchanged) else 0
 
 
+def _where(title: str | None, section: str | None) -> str:
+    """"Title > Section", without repeating a title that is also the section's first heading."""
+    title, section = title or "", section or ""
+    if section.startswith(title):
+        return section or title
+    return " > ".join(p for p in (title, section) if p)
+
+
 def _print_hits(hits: Sequence[Any]) -> None:
     if not hits:
         print("no results")
     for i, hit in enumerate(hits, 1):
         ranks = ", ".join(f"{k}#{v}" if v else f"{k}:-" for k, v in hit.ranks.items())
-        where = " > ".join(p for p in (hit.title, hit.section) if p)
+        where = _where(hit.title, hit.section)
         text = " ".join(hit.text.split())
         print(f"[{i}] {hit.score:.4f} ({ranks}) {hit.doc_id} | {where}")
         print(f"    {text[:240]}{'...' if len(text) > 240 else ''}")
@@ -174,7 +182,7 @@ def _print_answer(result: dict[str, Any]) -> None:
     print(result["answer"])
     print()
     for c in result.get("citations", []):
-        where = " > ".join(p for p in (c.get("title"), c.get("section")) if p)
+        where = _where(c.get("title"), c.get("section"))
         print(f"  [{c['n']}] {c['doc_id']} | {where}")
     timings = result.get("timings", {})
     print(
