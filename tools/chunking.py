@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.errors import ConfigError
+from tools.analyzer import ENGLISH_STOPWORDS, Analyzer
 from tools.tokens import count_tokens
 from tools.types import Chunk, Document, Parent
 
@@ -38,17 +39,13 @@ _SENTENCE_END_RE = re.compile(r"[.!?]+[\"')\]]*(?=\s)")
 _ABBREVIATIONS = frozenset(
     "e.g i.e etc vs cf al fig figs eq eqs dr mr mrs ms prof st no vol pp ca approx inc ltd jr sr resp".split()
 )
-_WORD_RE = re.compile(r"[A-Za-z][A-Za-z0-9]+|\d+[A-Za-z]+[A-Za-z0-9]*")
-_STOPWORDS = frozenset(
-    """a about above after again against all also am an and any are as at be because been before being
-    below between both but by can could did do does doing down during each few for from further had has
-    have having he her here hers herself him himself his how i if in into is it its itself just let me
-    more most my myself no nor not of off on once only or other our ours ourselves out over own same she
-    should so some such than that the their theirs them themselves then there these they this those
-    through to too under until up very was we were what when where which while who whom why will with
-    would you your yours yourself yourselves may might must shall use used using one two new via per
-    within without however thus therefore""".split()
+# words that carry no topic on their own, on top of the BM25 analyzer's stopwords
+_COHESION_STOPWORDS = frozenset(
+    "use used using one two new via per within without however thus therefore".split()
 )
+_COHESION_ANALYZER = Analyzer(
+    stopwords=ENGLISH_STOPWORDS | _COHESION_STOPWORDS, min_len=3
+)  # same lowercasing, Unicode word split and light stemming as BM25
 
 
 @dataclass
@@ -267,17 +264,8 @@ def _token_slices(text: str, start: int, end: int, budget: int) -> list[tuple[in
 
 
 def _terms(text: str) -> Counter[str]:
-    """Content-word counts with a light suffix stemmer, for lexical cohesion."""
-    counts: Counter[str] = Counter()
-    for word in _WORD_RE.findall(text.lower()):
-        if word in _STOPWORDS or len(word) < 3:
-            continue
-        for suffix in ("ing", "ed", "es", "s"):
-            if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-                word = word[: -len(suffix)]
-                break
-        counts[word] += 1
-    return counts
+    """Content-word counts (stopwords and numbers dropped, lightly stemmed), for lexical cohesion."""
+    return Counter(t for t in _COHESION_ANALYZER.tokens(text) if not t.isdigit())
 
 
 def _cosine(a: Counter[str], b: Counter[str]) -> float:
