@@ -374,10 +374,9 @@ def run_retrieval_eval(
         reranker_obj = providers.reranker(name)
     key = _relevance_key(ds)
     depth = max(ks)
-    queries = [q for q in ds.limited(None) if ds.qrels.get(q.qid)]
-    queries = queries[:limit] if limit else queries
     if limit is not None and limit < 1:
         raise InputError(f"--limit must be a positive integer, got {limit!r}")
+    queries = [q for q in ds.queries if ds.qrels.get(q.qid)][:limit]
     try:
         records = []
         for q in _progress(queries, progress, "retrieval"):

@@ -154,3 +154,24 @@ def test_cli_user_errors_exit_2(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
     assert main(["scifact", "--config", "{bad json"]) == 2
     assert "--config is not valid JSON" in capsys.readouterr().err
+
+
+def test_graph_eval_on_tiny_beir_with_the_real_graph(tiny_beir, eval_root):
+    results = runner.run_graph_eval(load_beir(tiny_beir), {}, limit=2, progress=False)
+    m = results["metrics"]
+    assert m["queries"] == 2 and m["errors"] == 0
+    assert {"retrieve", "total"} <= set(results["per_node_latency"])
+    assert sum(r["queries"] for r in results["per_route"].values()) == 2
+    first = results["records"][0]
+    assert first["route"] in ("simple", "expand", "multihop") and first["timings"]["total"] > 0
+    # gold passages are among what the graph retrieved for these one-passage questions
+    assert m["supporting_retrieved"] == 1.0
+    assert m["cost_per_query_usd"] == 0.0  # offline generator
+
+
+def test_eval_subcommand_is_registered_on_the_main_cli():
+    from agent.cli import build_parser
+    from evals.cli import run_eval_command
+
+    args = build_parser().parse_args(["eval", "scifact", "--mode", "retrieval", "--limit", "3", "--json"])
+    assert args.func is run_eval_command and args.limit == 3 and args.json is True
