@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import InputError, RagrouteError
-from tools.metadata import split_front_matter
+from tools.metadata import RESERVED_KEYS, split_front_matter
 from tools.types import Document
 
 # suffix -> Document.format
@@ -435,7 +435,12 @@ def _jsonl_document(raw: bytes, *, source: str) -> Document:
         raise _FileProblem("'title' and 'text' must be strings")
     if not text.strip() and not title.strip():
         raise _FileProblem(f"document {doc_id!r} has no text and no title")
-    extra = {k: v for k, v in record.items() if k not in _JSONL_CORE_KEYS and v is not None}
+    # extra fields become metadata; names the chunker owns (section, parent_id...) get an "orig_" prefix
+    extra = {
+        (f"orig_{k}" if k in RESERVED_KEYS else k): v
+        for k, v in record.items()
+        if k not in _JSONL_CORE_KEYS and v is not None
+    }
     return Document(
         doc_id=str(doc_id),
         text=text.strip() or title.strip(),

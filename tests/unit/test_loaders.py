@@ -236,6 +236,7 @@ def test_jsonl_loads_good_lines_and_reports_each_bad_line(tmp_path: Path) -> Non
                     "title": "First",
                     "text": "Alpha text.",
                     "metadata": {"url": "u1", "year": 2020},
+                    "section": "intro",
                 }
             ),
             "{not json",
@@ -252,7 +253,7 @@ def test_jsonl_loads_good_lines_and_reports_each_bad_line(tmp_path: Path) -> Non
     docs = _docs(results)
     assert list(docs) == ["d1", "7"]
     assert docs["d1"].title == "First" and docs["d1"].text == "Alpha text."
-    assert docs["d1"].metadata == {"metadata.url": "u1", "metadata.year": 2020}
+    assert docs["d1"].metadata == {"metadata.url": "u1", "metadata.year": 2020, "orig_section": "intro"}
     assert docs["d1"].format == "jsonl" and docs["d1"].source == str(path)
     assert docs["7"].text == "Only title"
     failures = {r.source.rsplit(":", 1)[1]: r.message for r in results if isinstance(r, LoadFailure)}
