@@ -116,7 +116,7 @@ async def generate(state: RAGState, runtime: Runtime[Context]) -> dict:
             text, abstained = ABSTAIN_TEXT, True
             repairs.append("no supported, cited sentence left; abstained")
         else:
-            notes = staleness_notes(sources, cited, ctx.stale_after_days)
+            notes = staleness_notes(sources, cited, ctx.stale_after_days, others=state.get("ranked"))
             text = " ".join([text, *notes])
     if abstained:
         text, cited = ABSTAIN_TEXT, []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 
@@ -45,38 +46,59 @@ def apply_decay(
     return sorted(out, key=lambda h: -h["score"])
 
 
+def version_key(version: str) -> tuple:
+    """Sortable form of a version string ("2.10.0" > "2.9.1")."""
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"[.\-+]", str(version)) if p)
+
+
 def staleness_notes(
-    sources: list[dict], cited: list[int], stale_after_days: int, today: dt.date | None = None
+    sources: list[dict],
+    cited: list[int],
+    stale_after_days: int,
+    today: dt.date | None = None,
+    others: list[dict] | None = None,
 ) -> list[str]:
     """Notes naming version/date of cited sources that may be outdated.
 
-    A source is flagged when its last_updated is older than `stale_after_days`, or when the cited sources
-    carry different versions of the same document title (the reader should know which one said what).
+    A source is flagged when its last_updated is older than `stale_after_days`, or when the sources (and
+    `others`, e.g. all retrieved candidates) hold other versions of the same document family; the note
+    names a newer version when one exists.
     """
     today = today or dt.date.today()
     by_n = {int(s["n"]): s for s in sources}
-    cited_sources = [by_n[n] for n in cited if n in by_n]
-    versions_by_title: dict[str, set[str]] = {}
-    for src in sources:
-        meta = src.get("metadata") or {}
+    versions: dict[str, set[str]] = {}
+    for item in [*sources, *(others or [])]:
+        meta = item.get("metadata") or {}
         if meta.get("version"):
-            versions_by_title.setdefault(_family(meta), set()).add(str(meta["version"]))
+            versions.setdefault(_family(meta), set()).add(str(meta["version"]))
     notes = []
-    for src in cited_sources:
+    for src in (by_n[n] for n in cited if n in by_n):
         meta = src.get("metadata") or {}
         date = parse_date(meta.get("last_updated"))
         old = date is not None and (today - date).days > stale_after_days
-        multi = len(versions_by_title.get(_family(meta), ())) > 1
-        if not (old or multi):
+        version = str(meta.get("version", ""))
+        siblings = versions.get(_family(meta), set()) - {version} if version else set()
+        newer = sorted((v for v in siblings if _newer(v, version)), key=version_key)
+        if not (old or siblings):
             continue
-        bits = []
-        if meta.get("version"):
-            bits.append(f"version {meta['version']}")
+        bits = [f"version {version}"] if version else []
         if date is not None:
             bits.append(f"last updated {date.isoformat()}")
-        reason = "may be outdated" if old else "other versions exist"
-        notes.append(f"Note: source [{src['n']}] is {', '.join(bits)} and {reason}.")
+        if newer:
+            reason = f"a newer version ({newer[-1]}) exists"
+        elif old:
+            reason = "may be outdated"
+        else:
+            reason = "other versions exist"
+        notes.append(f"Note: source [{src['n']}] is {', '.join(bits)}; {reason}.")
     return notes
+
+
+def _newer(a: str, b: str) -> bool:
+    try:
+        return version_key(a) > version_key(b)
+    except TypeError:  # mixed number/text parts: not comparable
+        return False
 
 
 def _family(meta: dict) -> str:

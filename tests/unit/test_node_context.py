@@ -108,7 +108,15 @@ def test_staleness_notes_flag_old_and_multi_version_sources():
         },
     ]
     notes = staleness_notes(sources, [1], 1000, today=dt.date(2026, 10, 1))
-    assert notes == ["Note: source [1] is version 2.9.1, last updated 2026-03-20 and other versions exist."]
+    assert notes == [
+        "Note: source [1] is version 2.9.1, last updated 2026-03-20; a newer version (2.10.0) exists."
+    ]
+    assert staleness_notes(sources[:1], [1], 1000, today=dt.date(2026, 10, 1)) == []
+    assert (
+        "newer version (2.10.0)"
+        in staleness_notes(sources[:1], [1], 1000, today=dt.date(2026, 10, 1), others=sources[1:])[0]
+    )
+    assert "other versions exist" in staleness_notes(sources, [2], 1000, today=dt.date(2026, 10, 1))[0]
     assert "may be outdated" in staleness_notes(sources[:1], [1], 30, today=dt.date(2026, 10, 1))[0]
 
 

@@ -55,7 +55,7 @@ async def test_extractive_abstains_when_nothing_supports_an_answer():
 
 async def test_outdated_source_gets_a_dated_note():
     out = await generate({"question": QUESTION, "sources": SOURCES}, rt(stale_after_days=30))
-    assert "Note: source [1] is version 2.10.0, last updated 2025-03-01 and may be outdated." in out["answer"]
+    assert "Note: source [1] is version 2.10.0, last updated 2025-03-01; may be outdated." in out["answer"]
 
 
 async def test_llm_answer_citations_are_repaired():
