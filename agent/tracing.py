@@ -1,0 +1,339 @@
+"""Langfuse tracing for graph runs: one trace per question, a span per node, retrieval details and scores.
+
+Tracing is on when LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY are set (plus LANGFUSE_BASE_URL or
+LANGFUSE_HOST for a self-hosted Langfuse); without them nothing is imported, created or logged. Every
+failure inside tracing is swallowed and logged at debug level: a down Langfuse never fails a query.
+
+`traced_config(config, ctx=..., user_id=..., session_id=...)` returns a RunnableConfig carrying a
+`RagrouteCallbackHandler` (a `langfuse.langchain.CallbackHandler`) plus the Langfuse trace attributes.
+The handler adds to the node spans what the generic LangChain integration cannot know:
+- retrieve: query, purpose, k (candidate_k), filters and access scope applied, doc ids, chunk ids, scores
+- rerank: k, reranker, doc ids and scores of the kept documents
+- generate / verify: generator, token usage and cost, faithfulness
+- the root span: tag `route:<route>`, usage and cost totals, and a `faithfulness` Langfuse score.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+from uuid import UUID
+
+log = logging.getLogger("ragroute.tracing")
+
+_client_lock = threading.Lock()
+_client: Any = None  # Langfuse client used for runs (None: from the environment, created on first use)
+
+try:  # langfuse is a core dependency, but tracing must never be the reason an import fails
+    from langfuse.langchain import CallbackHandler as _LangfuseHandler
+except Exception:  # pragma: no cover - langfuse missing or broken
+    _LangfuseHandler = object  # type: ignore[assignment,misc]
+
+
+def enabled() -> bool:
+    """True when Langfuse keys are configured (or a client was installed with `set_client`)."""
+    if _client is not None:
+        return True
+    if os.environ.get("LANGFUSE_TRACING_ENABLED", "true").lower() in ("false", "0", "no"):
+        return False
+    return bool(os.environ.get("LANGFUSE_PUBLIC_KEY") and os.environ.get("LANGFUSE_SECRET_KEY"))
+
+
+def set_client(client: Any) -> None:
+    """Use this Langfuse client for every run (tests, apps with their own exporter); None: back to env."""
+    global _client
+    with _client_lock:
+        _client = client
+
+
+def get_client() -> Any:
+    """The Langfuse client for runs, or None when tracing is off or the client cannot be created."""
+    global _client
+    if not enabled():
+        return None
+    with _client_lock:
+        if _client is None:
+            try:
+                from langfuse import Langfuse
+
+                _client = Langfuse()  # reads keys, base url/host, flush settings from the environment
+            except Exception as exc:  # a broken tracing setup must not break queries
+                log.debug("langfuse client unavailable: %s", exc)
+                return None
+        return _client
+
+
+def flush() -> None:
+    """Send pending spans and scores now (server shutdown, end of a script). Never raises."""
+    client = _client
+    if client is None:
+        return
+    try:
+        client.flush()
+    except Exception as exc:  # Langfuse down: nothing to do but note it
+        log.debug("langfuse flush failed: %s", exc)
+
+
+def shutdown() -> None:
+    """Flush and stop Langfuse's background threads. Never raises."""
+    client = _client
+    if client is None:
+        return
+    try:
+        client.shutdown()
+    except Exception as exc:
+        log.debug("langfuse shutdown failed: %s", exc)
+
+
+def _round(x: Any) -> float:
+    try:
+        return round(float(x), 4)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _hits_summary(hits: list[dict], score_key: str = "score") -> dict[str, Any]:
+    return {
+        "doc_ids": [h.get("doc_id", "") for h in hits],
+        "chunk_ids": [h.get("chunk_id", "") for h in hits],
+        "scores": [_round(h.get(score_key, h.get("score"))) for h in hits],
+    }
+
+
+class RagrouteCallbackHandler(_LangfuseHandler):  # type: ignore[misc,valid-type]
+    """Langfuse's LangChain handler plus ragroute's node attributes, route tag and faithfulness score."""
+
+    def __init__(self, *, ctx: Any = None, public_key: str | None = None) -> None:
+        super().__init__(public_key=public_key)
+        self._ctx = ctx
+        self._node_runs: dict[UUID, tuple[str, Any]] = {}  # run_id -> (node name, inputs)
+        self._root: UUID | None = None
+        self._summary: dict[str, Any] = {
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}
+        }
+
+    # ------------------------------------------------------------------ node attributes
+
+    def on_chain_start(
+        self,
+        serialized: Any,
+        inputs: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Start the span; remember which graph node (if any) this run is."""
+        result = super().on_chain_start(
+            serialized,
+            inputs,
+            run_id=run_id,
+            parent_run_id=parent_run_id,
+            tags=tags,
+            metadata=metadata,
+            **kwargs,
+        )
+        try:
+            if parent_run_id is None and self._root is None:
+                self._root = run_id
+            node = (metadata or {}).get("langgraph_node")
+            name = kwargs.get("name") or (serialized or {}).get("name")
+            if node and name == node:
+                self._node_runs[run_id] = (node, inputs)
+        except Exception as exc:  # never let tracing bookkeeping break a run
+            log.debug("trace bookkeeping failed: %s", exc)
+        return result
+
+    def on_chain_end(
+        self, outputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
+    ) -> Any:
+        """Attach ragroute attributes to node spans (route tag and score to the root), then end."""
+        try:
+            if run_id in self._node_runs:
+                node, inputs = self._node_runs.pop(run_id)
+                self._annotate_node(run_id, node, inputs, outputs)
+            elif run_id == self._root:
+                self._annotate_root(run_id, outputs)
+        except Exception as exc:
+            log.debug("trace annotation failed: %s", exc)
+        return super().on_chain_end(outputs, run_id=run_id, parent_run_id=parent_run_id, **kwargs)
+
+    def on_llm_end(
+        self, response: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
+    ) -> Any:
+        """Add ragroute's price-table cost to the generation (Langfuse prices only models it knows)."""
+        try:
+            obs = self._runs.get(run_id)
+            usage = _llm_usage(response)
+            if obs is not None and usage and self._ctx is not None and getattr(self._ctx, "llm", None):
+                from agent import providers
+
+                p_in = providers.cost_usd(self._ctx.llm, usage[0], 0)
+                p_out = providers.cost_usd(self._ctx.llm, 0, usage[1])
+                obs.update(cost_details={"input": p_in, "output": p_out, "total": p_in + p_out})
+        except Exception as exc:
+            log.debug("llm cost annotation failed: %s", exc)
+        return super().on_llm_end(response, run_id=run_id, parent_run_id=parent_run_id, **kwargs)
+
+    def _annotate_node(self, run_id: UUID, node: str, inputs: Any, outputs: Any) -> None:
+        obs = self._runs.get(run_id)
+        if obs is None or not isinstance(outputs, dict):
+            return
+        meta: dict[str, Any] = {}
+        usage = outputs.get("usage")
+        if isinstance(usage, dict) and any(usage.values()):
+            meta["usage"] = usage
+            total = self._summary["usage"]
+            for key in total:
+                total[key] = round(total[key] + float(usage.get(key, 0) or 0), 6)
+        if node == "classify":
+            self._summary["route"] = outputs.get("route")
+            meta.update(route=outputs.get("route"), route_reason=outputs.get("route_reason"))
+        elif node == "retrieve":
+            meta.update(self._retrieve_meta(inputs, outputs))
+        elif node == "rerank":
+            docs = outputs.get("documents") or []
+            meta.update(k=outputs.get("k"), candidates=len(outputs.get("ranked") or []))
+            meta.update(_hits_summary(docs, "rerank_score"))
+            for note in outputs.get("trace") or []:
+                if note.get("node") == "rerank":
+                    meta.update(reranker=note.get("reranker"), k_reason=note.get("k_reason"))
+        elif node == "prune":
+            meta.update(sources=len(outputs.get("sources") or []), prune=outputs.get("prune_stats"))
+        elif node == "generate":
+            meta.update(
+                generator=outputs.get("generator"),
+                abstained=outputs.get("abstained"),
+                cited=outputs.get("draft_citations"),
+            )
+        elif node == "verify":
+            if "faithfulness" in outputs:
+                self._summary["faithfulness"] = outputs.get("faithfulness")
+            meta.update(faithfulness=outputs.get("faithfulness"), confidence=outputs.get("confidence"))
+        elif node == "finalize":
+            if "faithfulness" in outputs:
+                self._summary["faithfulness"] = outputs.get("faithfulness")
+            meta.update(
+                citations=[c.get("doc_id") for c in outputs.get("citations") or []],
+                abstained=outputs.get("abstained"),
+            )
+        if outputs.get("degradations"):
+            meta["degradations"] = outputs["degradations"]
+        meta = {k: v for k, v in meta.items() if v is not None}
+        if meta:
+            obs.update(metadata=meta)
+
+    def _retrieve_meta(self, inputs: Any, outputs: dict) -> dict[str, Any]:
+        from nodes.retrieve import access_of, combined_filters
+
+        task = inputs if isinstance(inputs, dict) else {}
+        retrievals = outputs.get("retrievals") or [{}]
+        hits = retrievals[0].get("hits") or outputs.get("candidates") or []
+        meta: dict[str, Any] = {
+            "query": task.get("query"),
+            "purpose": task.get("purpose"),
+            "hits": len(hits),
+            **_hits_summary(hits),
+        }
+        ctx = self._ctx
+        if ctx is not None:
+            access = access_of(ctx)
+            meta["k"] = ctx.candidate_k
+            meta["filters"] = combined_filters(ctx, task.get("filters"))
+            meta["access"] = (
+                {"groups": list(access.groups or []), "clearance": access.clearance}
+                if access
+                else "unrestricted"
+            )
+        elif task.get("filters"):
+            meta["filters"] = task.get("filters")
+        return meta
+
+    def _annotate_root(self, run_id: UUID, outputs: Any) -> None:
+        obs = self._runs.get(run_id)
+        if obs is None:
+            return
+        out = outputs if isinstance(outputs, dict) else {}
+        route = out.get("route") or self._summary.get("route")
+        faith = out.get("faithfulness", self._summary.get("faithfulness"))
+        usage = out.get("usage") if isinstance(out.get("usage"), dict) else None
+        usage = usage if usage and any(usage.values()) else self._summary["usage"]
+        meta = {"route": route, "faithfulness": faith, "usage": usage, "abstained": out.get("abstained")}
+        obs.update(metadata={k: v for k, v in meta.items() if v is not None})
+        if route:
+            from langfuse._client.attributes import LangfuseOtelSpanAttributes as Attr
+
+            span = obs._otel_span
+            existing = list((getattr(span, "attributes", None) or {}).get(Attr.TRACE_TAGS, ()) or ())
+            tags = sorted({*existing, "ragroute", f"route:{route}"})
+            span.set_attribute(Attr.TRACE_TAGS, tags)
+        if faith is not None:
+            obs.score_trace(
+                name="faithfulness",
+                value=float(faith),
+                data_type="NUMERIC",
+                comment=f"route={route}; generator={out.get('generator')}",
+            )
+
+
+def _llm_usage(response: Any) -> tuple[int, int] | None:
+    try:
+        for gens in response.generations:
+            for gen in gens:
+                meta = getattr(getattr(gen, "message", None), "usage_metadata", None)
+                if meta:
+                    return int(meta.get("input_tokens", 0)), int(meta.get("output_tokens", 0))
+    except (AttributeError, TypeError):
+        return None
+    return None
+
+
+def callback_handler(ctx: Any = None) -> RagrouteCallbackHandler | None:
+    """A fresh handler for one run, or None when tracing is off."""
+    client = get_client()
+    if client is None or _LangfuseHandler is object:
+        return None
+    try:
+        return RagrouteCallbackHandler(
+            ctx=ctx,
+            public_key=getattr(getattr(client, "_resources", None), "public_key", None)
+            or os.environ.get("LANGFUSE_PUBLIC_KEY"),
+        )
+    except Exception as exc:
+        log.debug("langfuse handler unavailable: %s", exc)
+        return None
+
+
+def traced_config(
+    config: dict[str, Any] | None = None,
+    *,
+    ctx: Any = None,
+    user_id: str | None = None,
+    session_id: str | None = None,
+    tags: list[str] | None = None,
+) -> dict[str, Any]:
+    """`config` plus a Langfuse handler and trace attributes (user, session, tags); unchanged when off."""
+    config = dict(config or {})
+    handler = callback_handler(ctx)
+    if handler is None:
+        return config
+    callbacks = config.get("callbacks")
+    if callbacks is None:
+        config["callbacks"] = [handler]
+    elif isinstance(callbacks, list):
+        config["callbacks"] = [*callbacks, handler]
+    else:  # a CallbackManager: add as an inheritable handler
+        callbacks.add_handler(handler, inherit=True)
+    metadata = dict(config.get("metadata") or {})
+    if user_id:
+        metadata["langfuse_user_id"] = str(user_id)
+    if session_id:
+        metadata["langfuse_session_id"] = str(session_id)
+    metadata["langfuse_tags"] = sorted({"ragroute", *(tags or []), *metadata.get("langfuse_tags", [])})
+    config["metadata"] = metadata
+    config.setdefault("run_name", "ragroute")
+    return config
