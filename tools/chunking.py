@@ -187,7 +187,9 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
         word = re.search(r"(\S+)$", text[start : match.start() + 1])
         token = word.group(1).rstrip(".!?").lower().lstrip("(\"'[") if word else ""
         if match.group(0).startswith(".") and (
-            token in _ABBREVIATIONS or (len(token) == 1 and token.isalpha())
+            token in _ABBREVIATIONS
+            or (len(token) == 1 and token.isalpha())  # an initial: "J. Smith"
+            or re.fullmatch(r"(?:[a-z]{1,2}\.)+[a-z]{1,2}", token) is not None  # "U.S.", "Ph.D."
         ):
             continue
         nxt = re.match(r"\s+(\S)", text[end:])

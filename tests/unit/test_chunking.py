@@ -216,13 +216,17 @@ def test_jsonl_abstract_is_one_chunk_with_title_as_section() -> None:
 
 
 def test_split_sentences_respects_abbreviations_and_decimals() -> None:
-    text = "Dr. Smith measured 3.5 mg, e.g. in mice. It worked! Did it? Yes (see Fig. 2). next lower."
+    text = (
+        "Dr. Smith measured 3.5 mg, e.g. in mice. It worked! Did it? Yes (see Fig. 2). next lower. "
+        "The U.S. Army and J. Doe agreed."
+    )
     spans = [text[s:e] for s, e in split_sentences(text)]
     assert spans == [
         "Dr. Smith measured 3.5 mg, e.g. in mice.",
         "It worked!",
         "Did it?",
         "Yes (see Fig. 2). next lower.",
+        "The U.S. Army and J. Doe agreed.",
     ]
 
 
