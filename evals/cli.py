@@ -30,6 +30,7 @@ HEADLINE = (
     "citation_accuracy",
     "answer_f1",
     "answer_recall",
+    "judge_correct",
     "abstain_accuracy",
     "answer_rate",
     "idk_rate",
@@ -81,6 +82,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--k", type=_ks, default=None, help="cut-offs, e.g. 1,3,5,10,100")
     parser.add_argument(
         "--reranker", help="retrieval mode: auto (default, like the graph), none, maxsim, cross-encoder:/p"
+    )
+    parser.add_argument(
+        "--judge", help="graph mode: LLM spec that grades answers (default: the config's llm)"
     )
     parser.add_argument("--prices", help="price table JSON (model -> {prompt, completion} $ per 1K tokens)")
     parser.add_argument("--out", default="eval_results", help="folder for results JSON and chart PNG")
@@ -204,6 +208,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
             prices=args.prices,
             progress=progress,
             rebuild=args.rebuild,
+            judge=None if args.judge == "none" else (args.judge or config.get("llm")),
         )
     regressions = runner.compare_to_baseline(results, baseline, args.max_drop) if baseline else []
     results["regressions"] = regressions

@@ -33,6 +33,7 @@ SEARCH_KEYS = ("reranker", "candidate_k", "rerank_depth", "weights", "filters")
 # quality metrics where higher is better (regression checks compare these)
 QUALITY_PREFIXES = ("ndcg@", "recall@", "hit@", "mrr@", "precision@")
 QUALITY_KEYS = (
+    "judge_correct",
     "faithfulness",
     "citation_precision",
     "citation_recall",
@@ -569,6 +570,7 @@ def _graph_metrics(records: list[dict[str, Any]], ks: Sequence[int]) -> dict[str
         "supporting_in_context",
         "supporting_retrieved",
         "answered_with_gold_citation",
+        "judge_correct",
         "cited",
         *[f"{n}@{k}" for k in ks for n in M.RANKING_METRICS],
     ]
@@ -630,12 +632,15 @@ def run_graph_eval(
     progress: bool = True,
     ask: Callable[..., dict[str, Any]] | None = None,
     rebuild: bool = False,
+    judge: str | None = None,
 ) -> dict[str, Any]:
     """Run the whole query graph on every question and score answers, citations, abstention and latency.
 
     `overrides`: a config dict; Context fields go to the graph (llm, reranker, route, ...), index
     settings pick/build the evaluation index. A BEIR dataset is indexed into its eval index, which the
     graph then reads (Context.index_dir); a golden set uses `index_dir` from the config or the default.
+    `judge`: a chat model spec ("provider:model") that grades each answer against the gold answers
+    (metric "judge_correct"); None skips the LLM judge (the offline default).
     """
     ds = load_dataset(dataset) if isinstance(dataset, str | Path) else dataset
     index_cfg, _, graph_cfg = split_config(overrides, "graph")
@@ -665,6 +670,11 @@ def run_graph_eval(
         ask = graph_ask
     price_table = prices if isinstance(prices, dict) else M.load_prices(prices)
     support = M.support_scorer()
+    judge_llm = None
+    if judge:
+        from evals.judge import judge_model
+
+        judge_llm = judge_model(judge)
     lookup = _ChunkLookup(index)
     key = _relevance_key(ds)
     try:
@@ -682,6 +692,16 @@ def run_graph_eval(
             )
             record["latency_ms"] = ms
             record["graph_total_ms"] = record["timings"].get("total")
+            if judge_llm is not None and q.answers and q.answerable is not False:
+                from evals.judge import judge_answer
+
+                try:
+                    verdict = judge_answer(
+                        judge_llm, q.text, q.answers, "" if record["abstained"] else record["answer"]
+                    )
+                    record["metrics"]["judge_correct"] = verdict
+                except RagrouteError as exc:  # the judge failing is recorded, the run goes on
+                    record["judge_error"] = str(exc)
             if error:
                 record["error"] = error
             records.append(record)

@@ -105,6 +105,7 @@ def test_score_graph_output_by_hand():
         "contexts": ["c1", "c2"],
         "retrieved": ["c2", "c1"],
     }
+
     def support(sentence, passage):
         return 1.0 if "heart" in passage else 0.0
 
@@ -175,3 +176,76 @@ def test_eval_subcommand_is_registered_on_the_main_cli():
 
     args = build_parser().parse_args(["eval", "scifact", "--mode", "retrieval", "--limit", "3", "--json"])
     assert args.func is run_eval_command and args.limit == 3 and args.json is True
+
+
+class FakeIndex:
+    """Chunk lookups for a graph eval driven by a fake `ask` (no model, no Chroma)."""
+
+    path = "/nonexistent/fake-index"
+
+    def get_chunk(self, chunk_id):
+        from tools.types import Chunk
+
+        doc = chunk_id.split("-")[0]
+        return Chunk(chunk_id=chunk_id, doc_id=doc, text=DOCS[doc][1]) if doc in DOCS else None
+
+    def get_parent(self, parent_id):
+        return None
+
+    def stats(self):
+        return {"documents": len(DOCS)}
+
+
+def test_graph_eval_aggregates_and_llm_judge_with_fakes(tiny_beir):
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    from agent import providers
+    from evals.judge import parse_verdict
+
+    outputs = {
+        "Which hormone do pancreatic beta cells produce?": {
+            "answer": "Insulin is a peptide hormone produced by beta cells of the pancreatic islets [1].",
+            "citations": [{"n": 1, "chunk_id": "insulin-0", "doc_id": "insulin"}],
+            "route": "simple",
+            "abstained": False,
+            "faithfulness": 1.0,
+            "generator": "extractive-offline",
+            "timings": {"retrieve": 10.0, "generate": 30.0, "total": 50.0},
+            "usage": {},
+            "contexts": ["insulin-0"],
+            "retrieved": ["insulin-0", "tides-0"],
+        },
+        "What causes ocean tides?": {
+            "answer": "I don't know.",
+            "citations": [],
+            "route": "expand",
+            "abstained": True,
+            "generator": "extractive-offline",
+            "timings": {"retrieve": 20.0, "total": 70.0},
+            "usage": {},
+            "contexts": ["bread-0"],
+            "retrieved": ["bread-0"],
+        },
+    }
+    providers.register_chat_model("fake:judge", FakeListChatModel(responses=["CORRECT", "INCORRECT"]))
+    results = runner.run_graph_eval(
+        load_beir(tiny_beir),
+        {},
+        limit=2,
+        index=FakeIndex(),
+        progress=False,
+        ask=lambda question, **kw: outputs[question],
+        judge="fake:judge",
+    )
+    m = results["metrics"]
+    assert m["idk_rate"] == 0.5 and m["supporting_in_context"] == 0.5
+    assert m["citation_precision"] == 1.0  # only the answered question has a defined precision
+    assert m["citation_recall"] == 0.5  # the abstained question cited nothing (recall 0)
+    assert m["judge_correct"] == 0.5  # the fake judge grades the answer CORRECT, the refusal INCORRECT
+    assert (
+        results["per_route"]["simple"]["queries"] == 1 and results["per_route"]["expand"]["abstained"] == 1.0
+    )
+    assert results["per_node_latency"]["retrieve"]["p50_ms"] == 15.0  # (10 + 20) / 2 by interpolation
+    assert list(results["per_node_latency"])[-1] == "total"
+    assert parse_verdict("Verdict: INCORRECT.") == 0.0 and parse_verdict("correct") == 1.0
+    assert parse_verdict("maybe") is None
