@@ -22,7 +22,7 @@ from tools.chunking import (
     DEFAULT_PARENT_TOKENS,
     chunk_document,
 )
-from tools.loaders import LoadFailure, count_source_files, iter_source_files, load_path
+from tools.loaders import LoadFailure, iter_source_files, load_path
 from tools.metadata import read_sidecar, resolve_metadata, validate_metadata
 from tools.types import Chunk, Document, Parent
 
@@ -207,11 +207,7 @@ def ingest_paths(
     if not names:
         raise InputError("no paths to ingest")
     _check_settings(child_tokens, parent_tokens, batch_size)
-    # the bar counts documents; a JSONL corpus has many per file, so its total is unknown up front
-    has_jsonl = any(
-        f.suffix.lower() == ".jsonl" for p in names if os.path.exists(p) for f in iter_source_files(p)
-    )
-    total = None if has_jsonl else count_source_files(p for p in names if os.path.exists(p))
+    total = _expected_documents(names) if progress and sys.stderr.isatty() else None
 
     def results() -> Iterator[Document | LoadFailure]:
         for path in names:
@@ -235,6 +231,24 @@ def ingest_paths(
         report.deleted = _prune(index, names, report)
         report.seconds += time.perf_counter() - started
     return report
+
+
+def _expected_documents(paths: list[str]) -> int:
+    """Documents `paths` should yield (one per file, one per non-blank JSONL line): the bar's total."""
+    total = 0
+    for path in paths:
+        if not os.path.exists(path):
+            continue
+        for file in iter_source_files(path):
+            if file.suffix.lower() != ".jsonl":
+                total += 1
+                continue
+            try:
+                with file.open("rb") as handle:
+                    total += sum(1 for line in handle if line.strip())
+            except OSError:
+                total += 1  # the loader reports the failure itself
+    return total
 
 
 def _prune(index: Any, paths: list[str], report: IngestReport) -> list[str]:

@@ -79,11 +79,6 @@ def iter_source_files(path: str | os.PathLike[str]) -> Iterator[Path]:
     yield from sorted(found, key=lambda f: f.relative_to(root).parts)
 
 
-def count_source_files(paths: Iterable[str | os.PathLike[str]]) -> int:
-    """How many loadable files `paths` name (for a progress bar's total)."""
-    return sum(1 for p in paths for _ in iter_source_files(p))
-
-
 def load_paths(paths: Iterable[str | os.PathLike[str]]) -> Iterator[LoadResult]:
     """Documents and failures from every file or folder in `paths`, in a deterministic order."""
     for path in paths:

@@ -350,3 +350,12 @@ def test_real_index_filters_on_ingested_metadata(real_index: Any, folder: Path) 
     hits = real_index.search("tokens expire", k=10, filters={"doc_type": "technical"})
     assert hits and {h.doc_id for h in hits} == {"auth.md"}
     assert hits[0].metadata["section"] == "Auth > Tokens" and hits[0].metadata["language"] == "en"
+
+
+def test_expected_documents_counts_files_and_jsonl_records(folder: Path) -> None:
+    from tools.ingest import _expected_documents
+
+    (folder / "c.jsonl").write_text(
+        '{"_id": "1", "text": "a"}\n\n{"_id": "2", "text": "b"}\n', encoding="utf-8"
+    )
+    assert _expected_documents([str(folder), str(folder / "missing")]) == 3 + 2
