@@ -32,20 +32,23 @@ BUILD_KEYS = ("embedding", "child_tokens", "parent_tokens", "collection")
 SEARCH_KEYS = ("reranker", "candidate_k", "rerank_depth", "weights", "filters")
 # quality metrics where higher is better (regression checks compare these)
 QUALITY_PREFIXES = ("ndcg@", "recall@", "hit@", "mrr@", "precision@")
-QUALITY_KEYS = (
+# per-query graph metrics averaged over a run; higher is better for all of them
+GRAPH_METRICS = (
     "judge_correct",
+    "answer_f1",
+    "answer_recall",
+    "exact_match",
     "faithfulness",
     "citation_precision",
     "citation_recall",
     "citation_accuracy",
-    "answer_f1",
-    "answer_recall",
-    "abstain_accuracy",
-    "answer_rate",
-    "decision_accuracy",
     "context_recall",
     "supporting_in_context",
+    "supporting_retrieved",
+    "answered_with_gold_citation",
+    "cited",
 )
+QUALITY_KEYS = (*GRAPH_METRICS, "abstain_accuracy", "answer_rate", "decision_accuracy")
 
 
 # --------------------------------------------------------------------------------------------- config
@@ -558,22 +561,7 @@ def score_graph_output(
 
 
 def _graph_metrics(records: list[dict[str, Any]], ks: Sequence[int]) -> dict[str, Any]:
-    names = [
-        "faithfulness",
-        "citation_precision",
-        "citation_recall",
-        "citation_accuracy",
-        "answer_f1",
-        "answer_recall",
-        "exact_match",
-        "context_recall",
-        "supporting_in_context",
-        "supporting_retrieved",
-        "answered_with_gold_citation",
-        "judge_correct",
-        "cited",
-        *[f"{n}@{k}" for k in ks for n in M.RANKING_METRICS],
-    ]
+    names = [*GRAPH_METRICS, *[f"{n}@{k}" for k in ks for n in M.RANKING_METRICS]]
     metrics: dict[str, Any] = {k: v for k, v in _aggregate(records, names).items() if v is not None}
     metrics.update(M.abstention_metrics(records))
     metrics.update(M.latency_summary(r["latency_ms"] for r in records))
