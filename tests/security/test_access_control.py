@@ -57,7 +57,12 @@ SNEAKY_FILTERS: list[dict[str, Any]] = [
     {"$or": [{"doc_id": SECRET_DOC}, {"doc_id": {"$ne": SECRET_DOC}}]},
     {"category": "operations"},
     {"title": "Orbit Incident Runbook (internal)"},
-    {"$and": [{"doc_type": "technical"}, {"$or": [{"version": {"$gte": "0.0.1"}}, {"version": {"$ne": "x"}}]}]},
+    {
+        "$and": [
+            {"doc_type": "technical"},
+            {"$or": [{"version": {"$gte": "0.0.1"}}, {"version": {"$ne": "x"}}]},
+        ]
+    },
 ]
 
 
@@ -139,7 +144,7 @@ async def test_filters_cannot_widen_the_acl(sample_index, who, filters):
         {"acl__public": True},
         {"acl__g__ops": True},
         {"acl__level": {"$lte": 10}},
-        {"access_groups__has__\"ops\"": True},
+        {'access_groups__has__"ops"': True},
         {"$or": [{"acl__public": False}, {"faq": 1}]},
     ],
 )
