@@ -26,6 +26,11 @@ from typing import Any
 from agent.context import RERANKERS, Context
 from agent.errors import ConfigError, InputError, ProviderError, RagrouteError
 
+try:  # route signatures are resolved from module globals (postponed annotations), so import it here
+    from fastapi import Request
+except ImportError:  # pragma: no cover - the `serve` extra is not installed
+    Request = Any  # type: ignore[misc,assignment]
+
 log = logging.getLogger("ragroute.server")
 
 API_KEY_HEADER = "x-api-key"
@@ -407,6 +412,33 @@ def documents_from_uploads(files: list[tuple[str, bytes]]) -> list[Any]:
 # --------------------------------------------------------------------------- the app
 
 
+def _json_default(obj: Any) -> Any:
+    """JSON for objects langserve's serializer does not know (LangGraph `Send` in stream events)."""
+    from pydantic import BaseModel
+
+    if isinstance(obj, BaseModel):
+        return obj.model_dump()
+    node, arg = getattr(obj, "node", None), getattr(obj, "arg", None)
+    if node is not None and type(obj).__name__ == "Send":
+        return {"send": node, "arg": arg}
+    if isinstance(obj, set | frozenset | tuple):
+        return list(obj)
+    return repr(obj)
+
+
+def _serializer() -> Any:
+    import orjson
+    from langserve.serialization import WellKnownLCSerializer
+
+    class Serializer(WellKnownLCSerializer):
+        """langserve's serializer, tolerant of LangGraph control objects in streamed events."""
+
+        def dumps(self, obj: Any) -> bytes:
+            return orjson.dumps(obj, default=_json_default)
+
+    return Serializer()
+
+
 def create_app(
     index_dir: str | None = None,
     api_keys: Mapping[str, Any] | str | None = None,
@@ -424,7 +456,7 @@ def create_app(
     `api_keys`: mapping/JSON/path as for `load_api_keys`; None reads the environment. With keys, every
     route but /health and /ready needs a valid X-API-Key; without keys callers run as `anonymous`
     (public documents only). `index`: an already open HybridIndex to serve (tests, embedding apps)."""
-    from fastapi import FastAPI, Request
+    from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from langserve import add_routes
@@ -524,6 +556,7 @@ def create_app(
         enable_feedback_endpoint=False,
         enable_public_trace_link_endpoint=False,
         disabled_endpoints=["stream_log"],
+        serializer=_serializer(),
     )
 
     @app.get("/health")
