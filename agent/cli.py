@@ -79,7 +79,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             raise InputError(f"no such file or folder: {path}")
     index = _open_index(args)
     try:
-        report = ingest_paths(index, args.paths, meta=meta, progress=not args.json and not args.no_progress)
+        report = ingest_paths(
+            index, args.paths, meta=meta, progress=not args.json and not args.no_progress, prune=args.prune
+        )
     finally:
         index.close()
     data = report.to_dict()
@@ -88,7 +90,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     else:
         print(
             f"added {len(report.added)}, updated {len(report.updated)}, unchanged {len(report.unchanged)}, "
-            f"failed {len(report.failed)}; {report.chunks_written} chunks written in {report.seconds:.1f}s"
+            f"deleted {len(report.deleted)}, failed {len(report.failed)}; "
+            f"{report.chunks_written} chunks written in {report.seconds:.1f}s"
         )
         for source, message in report.failed:
             print(f"  failed: {source}: {message}", file=sys.stderr)
@@ -257,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+")
     p.add_argument("--meta", action="append", metavar="KEY=VALUE", help="metadata for every document")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--prune", action="store_true",
+                   help="also delete indexed documents under these folders whose files are gone")
 
     p = add("search", cmd_search, "hybrid search without generation")
     p.add_argument("query")
