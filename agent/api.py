@@ -11,6 +11,7 @@ from agent.context import Context
 from agent.errors import InputError
 from agent.graph import graph
 from agent.state import OutputState
+from agent.tracing import traced_config
 
 OUTPUT_KEYS = tuple(OutputState.__annotations__)
 
@@ -43,7 +44,7 @@ def ask(question: str, **overrides: Any) -> dict[str, Any]:
 async def aask(question: str, **overrides: Any) -> dict[str, Any]:
     """Async `ask`."""
     inputs, ctx = _inputs(question, overrides)
-    return _shape(await graph.ainvoke(inputs, context=ctx))
+    return _shape(await graph.ainvoke(inputs, context=ctx, config=traced_config(ctx=ctx)))
 
 
 async def astream(question: str, **overrides: Any) -> AsyncIterator[dict[str, Any]]:
@@ -52,7 +53,7 @@ async def astream(question: str, **overrides: Any) -> AsyncIterator[dict[str, An
     inputs, ctx = _inputs(question, overrides)
     final: dict[str, Any] = {}
     async for mode, chunk in graph.astream(
-        inputs, context=ctx, stream_mode=["updates", "messages", "values"]
+        inputs, context=ctx, stream_mode=["updates", "messages", "values"], config=traced_config(ctx=ctx)
     ):
         if mode == "updates":
             for node, data in chunk.items():

@@ -316,11 +316,21 @@ def traced_config(
     session_id: str | None = None,
     tags: list[str] | None = None,
 ) -> dict[str, Any]:
-    """`config` plus a Langfuse handler and trace attributes (user, session, tags); unchanged when off."""
+    """`config` plus a Langfuse handler and trace attributes (user, session, tags); unchanged when off.
+
+    Ids not given here are read from `ctx.extra` ("user_id", "session_id", "tags"), so
+    `ask(q, extra={"session_id": "chat-42", "user_id": "alice"})` groups traces by conversation."""
     config = dict(config or {})
+    if not enabled():
+        return config
     handler = callback_handler(ctx)
     if handler is None:
         return config
+    extra = getattr(ctx, "extra", None) or {}
+    user_id = user_id or extra.get("user_id")
+    session_id = session_id or extra.get("session_id")
+    if tags is None and isinstance(extra.get("tags"), list):
+        tags = [str(t) for t in extra["tags"]]
     callbacks = config.get("callbacks")
     if callbacks is None:
         config["callbacks"] = [handler]
