@@ -135,6 +135,10 @@ class VectorStore:
         return {cid: [float(x) for x in e] for cid, e in zip(res["ids"], embs, strict=False)}
 
     def close(self) -> None:
-        """Release the client (best effort; Chroma keeps a process-wide system cache)."""
-        self._col = None  # type: ignore[assignment]
-        self._client = None  # type: ignore[assignment]
+        """Release the client. Chroma shares one System per path inside a process and stops it when its last
+        client closes; without this, a later open in this process would serve a stale in-memory copy of data
+        another process has changed since."""
+        client, self._client, self._col = self._client, None, None  # type: ignore[assignment]
+        closer = getattr(client, "close", None)
+        if callable(closer):
+            closer()
