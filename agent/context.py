@@ -34,6 +34,7 @@ class Context:
     freshness_half_life_days: dict[str, float] | None = None  # per doc_type ("*" = default); None: off
     stale_after_days: int = 365  # mention dates of sources older than this
     faithfulness_threshold: float = 0.5
+    answer_threshold: float = 0.55  # extractive generator abstains below this best-sentence score (0..1)
     max_retries: int = 1
     max_subquestions: int = 4
     num_variants: int = 3
@@ -68,6 +69,8 @@ class Context:
             raise ConfigError(f"llm={self.llm!r} must look like 'provider:model' (e.g. 'openai:gpt-4o-mini')")
         if not 0.0 <= float(self.faithfulness_threshold) <= 1.0:
             raise ConfigError(f"faithfulness_threshold={self.faithfulness_threshold!r} must be in [0, 1]")
+        if not 0.0 <= float(self.answer_threshold) <= 1.0:
+            raise ConfigError(f"answer_threshold={self.answer_threshold!r} must be in [0, 1]")
         if not isinstance(self.max_retries, int) or self.max_retries < 0:
             raise ConfigError(f"max_retries={self.max_retries!r} must be an integer >= 0")
         if self.weights is not None:

@@ -19,7 +19,7 @@ from nodes.routing import after_classify, after_verify, fan_out
 from nodes.verify import verify
 
 
-def build_graph() -> StateGraph:
+def build_graph() -> StateGraph[RAGState, Context, InputState, OutputState]:
     """The uncompiled StateGraph builder (compile it with your own checkpointer if you need one)."""
     builder = StateGraph(RAGState, context_schema=Context, input_schema=InputState, output_schema=OutputState)
     builder.add_node("classify", classify)

@@ -10,7 +10,6 @@ With an LLM configured, the model writes the sub-questions (JSON list), and the 
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -46,7 +45,7 @@ def bridge_entities(question: str, hop1: list[dict], limit: int = MAX_BRIDGES) -
     """Names in the hop-1 evidence that the question does not mention, best-matching sentence first."""
     asked = content_terms(question)
     q_lower = question.lower()
-    votes: Counter[str] = Counter()
+    votes: dict[str, float] = {}
     for rank, hit in enumerate(hop1[:HOP1_DOCS]):
         title = str((hit.get("metadata") or {}).get("title", ""))
         sentences = split_sentences(hit.get("text", "")) or [hit.get("text", "")]
@@ -58,8 +57,8 @@ def bridge_entities(question: str, hop1: list[dict], limit: int = MAX_BRIDGES) -
                     continue
                 if terms <= content_terms(title):
                     continue  # names the hop-1 document itself, not a bridge to another one
-                votes[span] += (3 - pos) * (2 - rank * 0.5) + 0.2 * len(terms)
-    return [span for span, _ in votes.most_common(limit)]
+                votes[span] = votes.get(span, 0.0) + (3 - pos) * (2 - rank * 0.5) + 0.2 * len(terms)
+    return sorted(votes, key=lambda s: -votes[s])[:limit]
 
 
 def offline_subquestions(question: str, probe: list[dict], limit: int) -> tuple[list[str], str]:

@@ -23,7 +23,6 @@ from tools.faithfulness import repair_citations
 from tools.freshness import staleness_notes
 
 MAX_SENTENCES = 5
-EXTRACTIVE_MIN_SCORE = 0.35
 
 
 def format_sources(sources: list[dict]) -> str:
@@ -66,20 +65,18 @@ async def _llm_answer(ctx: Context, question: str, sources: list[dict], strict: 
 
 
 def _extractive(
-    question: str, sources: list[dict], strict: bool, subquestions: list[str]
+    question: str, sources: list[dict], strict: bool, subquestions: list[str], min_score: float
 ) -> tuple[str, bool]:
     embed = providers.embedder()
     result = generate_extractive(
-        question, sources, embed, abstain_text=ABSTAIN_TEXT, min_score=EXTRACTIVE_MIN_SCORE, strict=strict
+        question, sources, embed, abstain_text=ABSTAIN_TEXT, min_score=min_score, strict=strict
     )
     if result.abstained or not subquestions:
         return result.text, result.abstained
     # multi-hop synthesis: add the best sentence for each sub-question the answer does not cover yet
     extra = []
     for sub in subquestions:
-        part = generate_extractive(
-            sub, sources, embed, abstain_text="", min_score=EXTRACTIVE_MIN_SCORE, max_sentences=1
-        )
+        part = generate_extractive(sub, sources, embed, abstain_text="", min_score=min_score, max_sentences=1)
         if part.text and part.text not in result.text and part.text not in extra:
             extra.append(part.text)
     return " ".join([result.text, *extra]), False
@@ -107,7 +104,9 @@ async def generate(state: RAGState, runtime: Runtime[Context]) -> dict:
                 update["degradations"].append(degrade(ctx, "generate", exc) + "; used extractive generator")
         if generator == GENERATOR_NAME:
             subs = (state.get("subquestions") or []) if state.get("route") == "multihop" else []
-            text, abstained = await asyncio.to_thread(_extractive, question, sources, strict, subs)
+            text, abstained = await asyncio.to_thread(
+                _extractive, question, sources, strict, subs, ctx.answer_threshold
+            )
     cited: list[int] = []
     repairs: list[str] = []
     if not abstained:

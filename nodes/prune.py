@@ -64,7 +64,7 @@ def expand_parents(hits: list[dict], budget: int, get_parent: Any) -> tuple[list
     expanded = 0
     for hit in hits:
         pid = hit.get("parent_id")
-        if pid and pid in parents_seen:  # a sibling already brought in the whole section
+        if pid is not None and pid in parents_seen:  # a sibling already brought in the whole section
             used -= hit["tokens"]
             parents_seen[pid].setdefault("merged", []).append(hit["chunk_id"])
             continue
@@ -76,7 +76,7 @@ def expand_parents(hits: list[dict], budget: int, get_parent: Any) -> tuple[list
                 hit = {**hit, "text": text, "tokens": hit["tokens"] + extra, "expanded": True}
                 used += extra
                 expanded += 1
-                parents_seen[pid] = hit
+                parents_seen[str(pid)] = hit
         out.append(hit)
     return out, used, expanded
 

@@ -46,7 +46,7 @@ def search(ctx: Context, query: str, k: int, filters: dict[str, Any] | None = No
         weights=ctx.weights,
         candidate_k=max(k, ctx.candidate_k),
     )
-    return [h.to_dict() if hasattr(h, "to_dict") else dict(h) for h in hits]
+    return [h.to_dict() for h in hits]
 
 
 async def asearch(ctx: Context, query: str, k: int, filters: dict[str, Any] | None = None) -> list[dict]:

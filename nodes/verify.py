@@ -64,6 +64,7 @@ async def verify(state: RAGState, runtime: Runtime[Context]) -> dict:
             "trace": [note("verify", verdict="abstained", attempt=attempt)],
         }
     update: dict[str, Any] = {"degradations": []}
+    extra: dict[str, Any]
     claims = await asyncio.to_thread(_claims, state.get("answer", ""), sources)
     judge = "offline"
     if ctx.llm and claims:

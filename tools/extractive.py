@@ -29,7 +29,7 @@ STOPWORDS = frozenset(
 def split_sentences(text: str) -> list[str]:
     """Split prose into sentences (punctuation + capital, line breaks, list items); drops empties and
     markdown headings (a heading names a topic, it states nothing)."""
-    out = []
+    out: list[str] = []
     for line in (text or "").splitlines():
         line = line.strip()
         if not line or line.startswith("#") or set(line) <= set("-|=*_: "):
