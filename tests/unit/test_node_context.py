@@ -134,3 +134,57 @@ def test_maxsim_prefers_the_chunk_whose_best_sentence_answers():
     assert [h["chunk_id"] for h in out] == ["b", "a"] and out[0]["rerank_score"] >= out[1]["rerank_score"]
     with pytest.raises(ValueError):
         MaxSimReranker(embed, alpha=2)
+
+
+def test_cohere_reranker_maps_results_and_wraps_errors():
+    from types import SimpleNamespace
+
+    from agent.errors import ProviderError
+    from tools.rerankers import CohereReranker
+
+    class Client:
+        def __init__(self, fail: bool) -> None:
+            self.fail = fail
+            self.seen: dict = {}
+
+        def rerank(self, **kw):
+            self.seen = kw
+            if self.fail:
+                raise TimeoutError("read timeout")
+            return SimpleNamespace(
+                results=[
+                    SimpleNamespace(index=1, relevance_score=0.9),
+                    SimpleNamespace(index=0, relevance_score=0.2),
+                ]
+            )
+
+    reranker = CohereReranker(api_key="test-key")
+    reranker.client = Client(fail=False)
+    hits = [{"chunk_id": "a", "text": "alpha"}, {"chunk_id": "b", "text": "beta"}]
+    out = reranker.rerank("q", hits)
+    assert [h["chunk_id"] for h in out] == ["b", "a"] and out[0]["rerank_score"] == 0.9
+    assert reranker.client.seen["model"] == "rerank-v3.5" and reranker.client.seen["documents"] == [
+        "alpha",
+        "beta",
+    ]
+    reranker.client = Client(fail=True)
+    with pytest.raises(ProviderError, match="cohere: rerank failed"):
+        reranker.rerank("q", hits)
+
+
+async def test_missing_cross_encoder_directory_degrades_to_fused_order():
+    from nodes.rerank import rerank
+
+    state = {
+        "question": "q",
+        "route": "simple",
+        "retrievals": [
+            {
+                "query": "q",
+                "hits": [{"chunk_id": f"c{i}", "score": 1 - i / 10, "text": "t"} for i in range(4)],
+            }
+        ],
+    }
+    out = await rerank(state, Runtime(context=Context(reranker="cross-encoder:/nonexistent/model")))
+    assert out["documents"][0]["chunk_id"] == "c0"
+    assert "does not exist" in out["degradations"][0]
