@@ -38,6 +38,7 @@ Scalar = str | int | float | bool
 _VERSION = re.compile(r"^[vV]?(\d{1,3})((?:\.\d{1,3}){0,3})$")
 _DATE_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}")
 SHADOW_SEP = "__"
+MAX_DEPTH = 32  # nested $and/$or levels
 
 
 # --------------------------------------------------------------------------- value kinds
@@ -118,14 +119,25 @@ class Logic:
 Node = Cond | Logic
 
 
+def _is_text(v: Any) -> bool:
+    """A str that encodes as UTF-8 (a lone surrogate would make Chroma reject the whole query)."""
+    if not isinstance(v, str):
+        return False
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check_scalar(field: str, op: str, v: Any) -> None:
-    if isinstance(v, bool) or isinstance(v, str) or _is_number(v):
+    if isinstance(v, bool) or _is_text(v) or _is_number(v):
         return
     raise FilterError(f"filter {field!r} {op}: operand {v!r} must be a string, number or boolean")
 
 
 def _parse_field(field: str, spec: Any) -> Node:
-    if not isinstance(field, str) or not field or field.startswith("$"):
+    if not _is_text(field) or not field or field.startswith("$"):
         raise FilterError(
             f"unknown operator {field!r} at the top level; options: {', '.join(LOGICAL_OPS)} or a field name"
         )
@@ -170,6 +182,8 @@ def parse_filter(filters: dict[str, Any] | str | None) -> Node | None:
             filters = json.loads(filters)
         except json.JSONDecodeError as exc:
             raise FilterError(f"filter is not valid JSON: {exc.msg} at position {exc.pos}") from exc
+        except RecursionError:
+            raise FilterError(f"filter nests deeper than {MAX_DEPTH} levels") from None
     if not isinstance(filters, dict):
         raise FilterError(f"filter must be a JSON object, got {type(filters).__name__}")
     if not filters:
@@ -177,7 +191,9 @@ def parse_filter(filters: dict[str, Any] | str | None) -> Node | None:
     return _parse_obj(filters)
 
 
-def _parse_obj(obj: dict[str, Any]) -> Node:
+def _parse_obj(obj: dict[str, Any], depth: int = 0) -> Node:
+    if depth > MAX_DEPTH:  # a hostile filter must not exhaust the stack here or in Chroma
+        raise FilterError(f"filter nests deeper than {MAX_DEPTH} levels")
     nodes: list[Node] = []
     for key, val in obj.items():
         if key in LOGICAL_OPS:
@@ -187,7 +203,7 @@ def _parse_obj(obj: dict[str, Any]) -> Node:
             for item in val:
                 if not isinstance(item, dict) or not item:
                     raise FilterError(f"{key} items must be non-empty filter objects, got {item!r}")
-                children.append(_parse_obj(item))
+                children.append(_parse_obj(item, depth + 1))
             nodes.append(children[0] if len(children) == 1 else Logic(key, tuple(children)))
         else:
             nodes.append(_parse_field(key, val))
@@ -238,18 +254,27 @@ def _eval(node: Node, meta: dict[str, Any]) -> bool:
     return {"$gt": key > ref, "$gte": key >= ref, "$lt": key < ref, "$lte": key <= ref}[op]
 
 
+_LOCKED_LEVEL = 1e18  # stands in for a malformed security_level: no clearance reaches it
+
+
+def _acl_of(meta: dict[str, Any]) -> tuple[list[str] | None, float]:
+    """(access groups, security level) of chunk metadata; malformed values fail closed (None groups: no
+    group may read it; a non-numeric level: no clearance reaches it)."""
+    groups = meta.get("access_groups")
+    groups = [] if groups is None or groups == "" else [groups] if isinstance(groups, str) else groups
+    ok = isinstance(groups, list | tuple | set) and all(isinstance(g, str) for g in groups)
+    level = meta.get("security_level")
+    level = 0 if level is None else level
+    return (list(groups) if ok else None), (float(level) if _is_number(level) else _LOCKED_LEVEL)
+
+
 def acl_allows(meta: dict[str, Any], access: AccessScope | None) -> bool:
     """True iff the chunk's ACL admits `access` (None or an unrestricted scope admits everything)."""
     if access is None or access.unrestricted:
         return True
-    groups = set(access.groups or [])
-    chunk_groups = meta.get("access_groups") or []
-    if isinstance(chunk_groups, str):
-        chunk_groups = [chunk_groups]
-    if chunk_groups and not groups.intersection(chunk_groups):
+    chunk_groups, level = _acl_of(meta)
+    if chunk_groups is None or (chunk_groups and not set(access.groups or []).intersection(chunk_groups)):
         return False
-    level = meta.get("security_level", 0)
-    level = level if _is_number(level) else 0
     return level <= (access.clearance or 0)
 
 
@@ -295,14 +320,11 @@ def chroma_metadata(meta: dict[str, Any]) -> dict[str, str | int | float | bool]
                 out[f"{k}{SHADOW_SEP}epoch"] = d
             if (ver := parse_version(v)) is not None:
                 out[f"{k}{SHADOW_SEP}vkey"] = ver
-    groups = meta.get("access_groups") or []
-    if isinstance(groups, str):
-        groups = [groups]
-    out["acl__public"] = not groups
-    for g in groups:
+    groups, level = _acl_of(meta)
+    out["acl__public"] = groups == []
+    for g in groups or []:
         out[f"acl__g__{g}"] = True
-    level = meta.get("security_level", 0)
-    out["acl__level"] = float(level) if _is_number(level) else 0.0
+    out["acl__level"] = level
     return out
 
 

@@ -301,3 +301,34 @@ def test_mutating_cached_hits_cannot_poison_other_callers(sample_index):
         h.text, h.doc_id = secret.text, SECRET_DOC
     again = cached_search(sample_index, cache, "how do I install orbit", 3, access=public)
     assert again and not leaks([h.to_dict() for h in again])
+
+
+@pytest.mark.parametrize(
+    "acl",
+    [
+        {"access_groups": [], "security_level": "3"},  # a level given as text
+        {"access_groups": [], "security_level": float("nan")},
+        {"access_groups": True, "security_level": 0},
+        {"access_groups": {"board": 1}, "security_level": 0},
+        {"access_groups": [["board"]], "security_level": 0},
+    ],
+    ids=["level-as-text", "level-nan", "groups-bool", "groups-dict", "groups-nested"],
+)
+async def test_malformed_acl_metadata_fails_closed(make_index, acl):
+    """Chunks written through the index API without ingest's validation: a malformed ACL hides the chunk
+    from every restricted caller on both retrieval paths instead of making it public."""
+    corpus = [
+        ("memo", "Memo", "The Bluebird merger closes in March.", acl),
+        ("pets", "Office pets", "The office cat sleeps on the warm server rack.", {}),
+    ]
+    index = make_index(corpus)
+    for access in (AccessScope(groups=[], clearance=0), AccessScope(groups=["board"], clearance=9)):
+        for hits in (
+            index.search("Bluebird merger", 5, access=access),
+            index.dense_search("Bluebird merger", 5, access=access),
+            index.keyword_search("Bluebird merger", 5, access=access),
+            await index.asearch("Bluebird merger", 5, access=access),
+        ):
+            assert "memo" not in {h.doc_id for h in hits}
+        assert index.get_chunk("memo::c0", access=access) is None
+    assert index.search("Bluebird merger", 1)[0].doc_id == "memo"  # an unrestricted (local) caller sees it
