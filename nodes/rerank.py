@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from langgraph.runtime import Runtime
 
@@ -80,28 +79,38 @@ async def _rerank(ctx: Context, question: str, hits: list[dict]) -> tuple[list[d
         return hits, "none", [degrade(ctx, f"rerank ({name})", exc) + "; kept fused order"]
 
 
+def _multihop(ctx: Context, lists: list[list[dict]]) -> dict:
+    """Per-hop adaptive cut, then round-robin, so every sub-question keeps its own best evidence.
+
+    Reranking against the whole question would bury hop-2 evidence, so the per-hop order is kept."""
+    share = max(MIN_K, ctx.k_multihop // max(1, len(lists)))
+    cuts = [adaptive_k([float(h.get("score", 0.0)) for h in hits], share)[0] for hits in lists]
+    merged = interleave([hits[:k] for hits, k in zip(lists, cuts, strict=True)])[: ctx.k_multihop]
+    everything = interleave(lists)
+    why = f"per-hop cuts {cuts} of at most {share}"
+    return {
+        "retrieved": [h["chunk_id"] for h in everything],
+        "ranked": everything,
+        "documents": merged,
+        "k": len(merged),
+        "trace": [note("rerank", lists=len(lists), reranker="per-hop order", k=len(merged), k_reason=why)],
+    }
+
+
 @timed("rerank")
 async def rerank(state: RAGState, runtime: Runtime[Context]) -> dict:
     """Fuse all retrievals, rerank the candidates and keep an adaptive number of them."""
     ctx = context_of(runtime)
     route = state.get("route", "simple")
     lists = [r["hits"] for r in state.get("retrievals") or [] if r.get("hits")]
-    fused = (
-        interleave(lists)
-        if route == "multihop"
-        else rrf_fuse(lists, ctx.rrf_k)
-        if len(lists) > 1
-        else (lists[0] if lists else [])
-    )
-    fused = fused[: max(ctx.candidate_k, ctx.k_for(route))] if route != "multihop" else fused
-    update: dict[str, Any] = {}
     if route == "multihop":
-        ranked, used = fused, "per-hop order"  # reranking against the whole question would bury hop 2
-    else:
-        ranked, used, update["degradations"] = await _rerank(ctx, state["question"], fused)
+        return _multihop(ctx, lists)
+    fused = rrf_fuse(lists, ctx.rrf_k) if len(lists) > 1 else (lists[0] if lists else [])
+    fused = fused[: max(ctx.candidate_k, ctx.k_for(route))]
+    ranked, used, degradations = await _rerank(ctx, state["question"], fused)
     k, why = adaptive_k([float(h.get("score", 0.0)) for h in ranked], ctx.k_for(route))
     return {
-        **update,
+        "degradations": degradations,
         "retrieved": [h["chunk_id"] for h in fused],
         "ranked": ranked,
         "documents": ranked[:k],

@@ -133,3 +133,18 @@ def test_freshness_decay_is_off_by_default_and_prefers_recent_docs():
     decayed = apply_decay(hits, {"news": 90}, today)
     assert [h["chunk_id"] for h in decayed] == ["new", "old"]
     assert [h["chunk_id"] for h in apply_decay(hits, {"manual": 90}, today)] == ["old", "new"]
+
+
+async def test_multihop_keeps_each_hops_best_evidence_within_k():
+    hop1 = [hit(f"h1-{i}::0", 1 - i * 0.01) for i in range(10)]
+    hop2 = [hit("h2-0::0", 0.9), hit("h2-1::0", 0.89)] + [hit(f"h2-{i}::0", 0.1) for i in range(2, 10)]
+    state = {
+        "question": "q",
+        "route": "multihop",
+        "retrievals": [{"query": "a", "hits": hop1}, {"query": "b", "hits": hop2}],
+    }
+    out = await rerank(state, Runtime(context=Context(k_expand=8, k_multihop=8)))
+    ids = [h["chunk_id"] for h in out["documents"]]
+    assert ids[:2] == ["h1-0::0", "h2-0::0"] and "h2-1::0" in ids
+    assert not any(i.startswith("h2-") and i not in ("h2-0::0", "h2-1::0") for i in ids)  # hop 2 cliff
+    assert out["k"] == len(ids) <= 8 and len(out["retrieved"]) == 20
