@@ -19,6 +19,10 @@ OUTPUT_KEYS = tuple(OutputState.__annotations__)
 def _inputs(question: str, overrides: dict[str, Any]) -> tuple[dict[str, Any], Context]:
     if not isinstance(question, str) or not question.strip():
         raise InputError("question must be a non-empty string")
+    try:
+        question.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: the tokenizers would raise TypeError deep in the graph
+        raise InputError("question is not valid unicode (it contains a lone surrogate)") from None
     return {"question": question.strip()}, Context.from_dict(overrides)
 
 
