@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from langgraph.runtime import Runtime
+from langgraph.types import Overwrite
 
 from agent.context import Context, context_of
 from agent.state import ROUTES, RAGState
@@ -197,22 +198,28 @@ async def classify(state: RAGState, runtime: Runtime[Context]) -> dict:
     probe = await asearch(ctx, question, PROBE_K, state.get("filters"))
     feats = features(question, probe)
     route, reason = decide(feats)
-    update: dict[str, Any] = {"degradations": [], "usage": {}}
+    degradations: list[str] = []
+    usage: dict[str, float] = {}
     if ctx.route != "auto":
         route, reason = ctx.route, f"forced by context (features said {route}: {reason})"
     elif ctx.llm:
         try:
             route, reason, usage = await _llm_route(ctx, question)
-            update["usage"] = usage
         except Exception as exc:  # bad JSON or a failed model call: recorded, feature route kept
-            update["degradations"] = [degrade(ctx, "classify", exc) + "; used feature classifier"]
+            degradations = [degrade(ctx, "classify", exc) + "; used feature classifier"]
+    # classify starts every run: accumulated channels are reset (a checkpointed thread may hold an
+    # earlier question's retrievals, timings and trace)
     return {
-        **update,
+        "retrievals": Overwrite([]),
+        "candidates": Overwrite([]),
+        "timings": Overwrite({}),
+        "usage": Overwrite(usage),
+        "degradations": Overwrite(degradations),
         "started_at": started,
         "attempt": 0,
         "route": route,
         "route_reason": reason,
         "features": feats,
         "probe": probe,
-        "trace": [note("classify", route=route, reason=reason, features=feats)],
+        "trace": Overwrite([note("classify", route=route, reason=reason, features=feats)]),
     }

@@ -9,6 +9,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from langgraph.types import Overwrite
+
 from agent import providers
 from agent.context import Context
 from agent.errors import ProviderError
@@ -24,9 +26,12 @@ def timed(name: str) -> Callable[[NodeFn], NodeFn]:
         async def node(state: Any, runtime: Any) -> dict:
             start = time.perf_counter()
             update = await fn(state, runtime)
-            ms = (time.perf_counter() - start) * 1000
-            update.setdefault("timings", {})
-            update["timings"] = {**update["timings"], name: round(ms, 3)}
+            ms = round((time.perf_counter() - start) * 1000, 3)
+            timings = update.get("timings", {})
+            if isinstance(timings, Overwrite):
+                update["timings"] = Overwrite({**timings.value, name: ms})
+            else:
+                update["timings"] = {**timings, name: ms}
             return update
 
         return node

@@ -293,13 +293,32 @@ def test_builder_and_studio_graph():
 
 
 async def test_question_filters_and_context_filters_both_apply(tiny):
-    _, out = await run("How do keyword search and tokens work?", index_dir=tiny, route="expand",
-                       filters={"category": "search"})
+    _, out = await run(
+        "How do keyword search and tokens work?",
+        index_dir=tiny,
+        route="expand",
+        filters={"category": "search"},
+    )
     assert out["retrieved"] and {c.split("::")[0] for c in out["retrieved"]} == {"rrf"}
     ran: list[str] = []
-    async for chunk in graph.astream({"question": "How do keyword search and tokens work?",
-                                      "filters": {"category": "security"}},
-                                     context=Context(index_dir=tiny, filters={"version": "2.10.0"}),
-                                     stream_mode="values"):
+    async for chunk in graph.astream(
+        {"question": "How do keyword search and tokens work?", "filters": {"category": "security"}},
+        context=Context(index_dir=tiny, filters={"version": "2.10.0"}),
+        stream_mode="values",
+    ):
         ran = chunk.get("retrieved") or ran
     assert ran and {c.split("::")[0] for c in ran} == {"auth"}
+
+
+async def test_a_checkpointed_thread_starts_each_question_clean(tiny):
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    saved = build_graph().compile(checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "t1"}}
+    ctx = Context(index_dir=tiny, route="simple")
+    first = await saved.ainvoke({"question": "Who reviews salary bands?"}, config, context=ctx)
+    second = await saved.ainvoke({"question": "How long do refresh tokens last?"}, config, context=ctx)
+    assert first["retrieved"] and second["retrieved"]
+    state = (await saved.aget_state(config)).values
+    assert [r["query"] for r in state["retrievals"]] == ["How long do refresh tokens last?"]
+    assert [t["node"] for t in state["trace"]].count("classify") == 1

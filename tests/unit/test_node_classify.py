@@ -70,7 +70,8 @@ async def test_classify_node_probes_with_acl_and_records_route(ctx):
         Runtime(context=context),
     )
     assert out["route"] == "multihop" and "Alain Resnais" in out["route_reason"]
-    assert out["trace"][0]["node"] == "classify" and out["timings"]["classify"] > 0
+    assert out["trace"].value[0]["node"] == "classify" and out["timings"].value["classify"] > 0
+    assert out["retrievals"].value == [] and out["candidates"].value == []  # a new run starts clean
     assert index.calls[0]["access"].groups == ["eng"] and index.calls[0]["access"].clearance == 1
     assert [h["chunk_id"] for h in out["probe"]][:2] == ["b::0", "c::0"]
 
@@ -100,10 +101,10 @@ async def test_llm_route_and_fallback_on_bad_json(ctx):
         Runtime(context=Context(index_dir=context.index_dir, llm="fake:classify-ok")),
     )
     assert ok["route"] == "expand" and ok["route_reason"] == "llm: vague"
-    assert ok["usage"]["prompt_tokens"] == 100
+    assert ok["usage"].value["prompt_tokens"] == 100
     bad = await classify(
         {"question": "How long do tokens last?"},
         Runtime(context=Context(index_dir=context.index_dir, llm="fake:classify-bad")),
     )
     assert (bad["route"], bad["route_reason"]) == decide(bad["features"])  # the feature route is kept
-    assert "classify" in bad["degradations"][0] and "feature classifier" in bad["degradations"][0]
+    assert "classify" in bad["degradations"].value[0] and "feature classifier" in bad["degradations"].value[0]
