@@ -211,7 +211,10 @@ class HybridIndex:
             raise
 
     def _open(self, embedder: Embedder | None) -> None:
+        # _lock guards SQLite and the in-memory maps (held briefly); _write_lock serializes writers, so
+        # searches keep running while a batch is being embedded
         self._lock = threading.RLock()
+        self._write_lock = threading.RLock()
         self.embedder: Embedder = embedder if embedder is not None else get_embedder(self.config.embedding)
         self.analyzer = Analyzer()
         self._db = sqlite3.connect(
@@ -319,7 +322,7 @@ class HybridIndex:
 
     def reconcile(self) -> dict[str, int]:
         """Make Chroma hold exactly SQLite's vectors: drop unknown ids, re-embed missing ones."""
-        with self._lock:
+        with self._write_lock, self._lock:
             known = set(self._vid_to_cid)
             present = self.store.ids()
             extra = present - known
@@ -446,6 +449,18 @@ class HybridIndex:
                     doc_metadata or {},
                 )
             )
+        seen_chunks: set[str] = set()
+        for _doc, rows, *_ in prepared:
+            for r in rows:
+                if r.chunk_id in seen_chunks:
+                    raise InputError(f"chunk id {r.chunk_id!r} appears in two documents of one batch")
+                seen_chunks.add(r.chunk_id)
+        with self._write_lock:
+            return self._upsert_locked(prepared)
+
+    def _upsert_locked(
+        self, prepared: list[tuple[str, list[_Row], list[Parent], str, dict[str, Any]]]
+    ) -> list[str]:
         with self._lock:
             statuses: list[str] = []
             todo = []
@@ -474,21 +489,20 @@ class HybridIndex:
                 todo.append((doc_id, rows, parents, chash, dmeta, old, old_vids))
             if not todo:
                 return statuses
-            # 1. new vectors first: SQLite learns their ids in step 2, reconcile undoes a crash before that
             known_vids = set(self._vid_to_cid)
-            fresh = [r for _, rows, *_ in todo for r in rows if r.vector_id not in known_vids]
-            if fresh:
-                embs = self.embedder.embed_documents([r.embed_text for r in fresh])
-                if len(embs) != len(fresh) or any(len(e) != self._dim for e in embs):
-                    raise IndexError_(
-                        f"embedder returned {len(embs)} vectors of the wrong size for {len(fresh)}"
-                    )
-                self.store.upsert(
-                    [r.vector_id for r in fresh],
-                    embs,
-                    [{**F.chroma_metadata(r.meta), "chunk_id": r.chunk_id} for r in fresh],
-                )
-            # 2. one transaction swaps every document's rows and bumps the version
+        # 1. new vectors first: SQLite learns their ids in step 2, reconcile undoes a crash before that
+        fresh = [r for _, rows, *_ in todo for r in rows if r.vector_id not in known_vids]
+        if fresh:
+            embs = self.embedder.embed_documents([r.embed_text for r in fresh])
+            if len(embs) != len(fresh) or any(len(e) != self._dim for e in embs):
+                raise IndexError_(f"embedder returned {len(embs)} vectors of the wrong size for {len(fresh)}")
+            self.store.upsert(
+                [r.vector_id for r in fresh],
+                embs,
+                [{**F.chroma_metadata(r.meta), "chunk_id": r.chunk_id} for r in fresh],
+            )
+        # 2. one transaction swaps every document's rows and bumps the version
+        with self._lock:
             now = time.time()
             db = self._db
             db.execute("BEGIN IMMEDIATE")
@@ -526,6 +540,8 @@ class HybridIndex:
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
+                if fresh:  # best effort; reconcile() on the next open removes them otherwise
+                    self.store.delete([r.vector_id for r in fresh])
                 raise
             # 3. in-memory views, then drop the vectors nobody references any more
             stale: list[str] = []
@@ -542,16 +558,16 @@ class HybridIndex:
                     self._cid_to_vid[r.chunk_id] = r.vector_id
                 self.bm25.add_many((r.chunk_id, r.tokens) for r in rows)
                 stale += sorted(old_vids - new_vids)
-            if stale:
-                self.store.delete(stale)
             self._after_change()
-            return statuses
+        if stale:
+            self.store.delete(stale)
+        return statuses
 
     def delete_document(self, doc_id: str) -> bool:
         """Remove a document and its chunks/parents; False if it was not indexed."""
         self._check_open()
         self._sync()
-        with self._lock:
+        with self._write_lock, self._lock:
             old = self._db.execute(
                 "SELECT chunk_id, vector_id FROM chunks WHERE doc_id=?", (doc_id,)
             ).fetchall()
@@ -610,8 +626,8 @@ class HybridIndex:
 
     def _allowed(
         self, node: F.Node | None, filters: dict[str, Any] | None, access: AccessScope | None
-    ) -> np.ndarray | None:
-        """BM25 mask of chunks passing filter + ACL (None = everything), cached per version."""
+    ) -> tuple[np.ndarray, set[str]] | None:
+        """Chunks passing filter + ACL as (BM25 mask, id set); None = everything. Cached per version."""
         if node is None and (access is None or access.unrestricted):
             return None
         key = (
@@ -622,13 +638,14 @@ class HybridIndex:
         hit = self._allowed_cache.get(key)
         if hit is not None:
             self._allowed_cache.move_to_end(key)
-            return hit[0]
-        allowed = {cid for cid, meta in self._meta.items() if F.matches(node, meta, access)}
-        mask = self.bm25.mask_for(allowed)
+            return hit
+        with self._lock:  # upserts swap _meta entries under the same lock
+            allowed = {cid for cid, meta in self._meta.items() if F.matches(node, meta, access)}
+            mask = self.bm25.mask_for(allowed)
         self._allowed_cache[key] = (mask, allowed)
         while len(self._allowed_cache) > 64:
             self._allowed_cache.popitem(last=False)
-        return mask
+        return mask, allowed
 
     def _dense(
         self, query: str, n: int, node: F.Node | None, access: AccessScope | None
@@ -654,8 +671,14 @@ class HybridIndex:
         filters: dict[str, Any] | None,
         access: AccessScope | None,
     ) -> list[tuple[str, float]]:
-        mask = self._allowed(node, filters, access)
-        return self.bm25.search(self.analyzer.tokens(query), n, allowed=mask)
+        allowed = self._allowed(node, filters, access)
+        tokens = self.analyzer.tokens(query)
+        if allowed is None:
+            return self.bm25.search(tokens, n)
+        try:
+            return self.bm25.search(tokens, n, allowed=allowed[0])
+        except ValueError:  # a concurrent upsert resized the BM25 index after the mask was built
+            return self.bm25.search(tokens, n, allowed=allowed[1])
 
     def _hits(
         self, ranked: list[tuple[str, float, dict[str, int | None], dict[str, float]]]

@@ -258,3 +258,34 @@ def test_second_process_is_locked_out(make_index, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert "LOCKED" in out.stdout, out.stderr
     assert IndexError_  # exported name used by callers
+
+
+def test_searches_run_while_a_batch_is_ingested(make_index):
+    import threading
+
+    index = make_index()
+    extra = [(f"bulk{i}", f"Bulk {i}", f"bulk filler document number {i} about tokens", {}) for i in range(40)]
+    errors: list[BaseException] = []
+    results: list[set[str]] = []
+    stop = threading.Event()
+
+    def searcher():
+        while not stop.is_set():
+            try:
+                hits = index.search("tokens", k=50, filters={"doc_type": {"$ne": "policy"}}, access=PUBLIC)
+                results.append({h.doc_id for h in hits})
+            except BaseException as exc:  # the test reports any failure
+                errors.append(exc)
+                return
+
+    t = threading.Thread(target=searcher)
+    t.start()
+    try:
+        index.upsert_documents(corpus_batch(extra))
+        index.delete_document("cats")
+    finally:
+        stop.set()
+        t.join(timeout=60)
+    assert not errors
+    assert results and all("auth" in r and "secret" not in r for r in results)
+    consistent(index)
