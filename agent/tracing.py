@@ -109,10 +109,7 @@ class RagrouteCallbackHandler(_LangfuseHandler):  # type: ignore[misc,valid-type
         super().__init__(public_key=public_key)
         self._ctx = ctx
         self._node_runs: dict[UUID, tuple[str, Any]] = {}  # run_id -> (node name, inputs)
-        self._root: UUID | None = None
-        self._summary: dict[str, Any] = {
-            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}
-        }
+        self._roots: dict[UUID, dict[str, Any]] = {}  # root run -> route, faithfulness, usage so far
 
     # ------------------------------------------------------------------ node attributes
 
@@ -138,8 +135,8 @@ class RagrouteCallbackHandler(_LangfuseHandler):  # type: ignore[misc,valid-type
             **kwargs,
         )
         try:
-            if parent_run_id is None and self._root is None:
-                self._root = run_id
+            if parent_run_id is None:
+                self._roots[run_id] = {"usage": {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}}
             node = (metadata or {}).get("langgraph_node")
             name = kwargs.get("name") or (serialized or {}).get("name")
             if node and name == node:
@@ -156,8 +153,8 @@ class RagrouteCallbackHandler(_LangfuseHandler):  # type: ignore[misc,valid-type
             if run_id in self._node_runs:
                 node, inputs = self._node_runs.pop(run_id)
                 self._annotate_node(run_id, node, inputs, outputs)
-            elif run_id == self._root:
-                self._annotate_root(run_id, outputs)
+            elif run_id in self._roots:
+                self._annotate_root(run_id, outputs, self._roots.pop(run_id))
         except Exception as exc:
             log.debug("trace annotation failed: %s", exc)
         return super().on_chain_end(outputs, run_id=run_id, parent_run_id=parent_run_id, **kwargs)
@@ -179,19 +176,34 @@ class RagrouteCallbackHandler(_LangfuseHandler):  # type: ignore[misc,valid-type
             log.debug("llm cost annotation failed: %s", exc)
         return super().on_llm_end(response, run_id=run_id, parent_run_id=parent_run_id, **kwargs)
 
+    def _take_root_trace_context(self, *, inputs: Any, metadata: dict[str, Any] | None) -> Any:
+        """Start each question's own trace even inside a non-Langfuse span (e.g. FastAPI's request span)."""
+        resume_key, trace_context = super()._take_root_trace_context(inputs=inputs, metadata=metadata)
+        if trace_context is None and self._trace_context is None:
+            from opentelemetry import trace
+
+            current = trace.get_current_span()
+            scope = getattr(getattr(current, "instrumentation_scope", None), "name", "")
+            if current.get_span_context().is_valid and scope != "langfuse-sdk":
+                trace_context = {"trace_id": self._langfuse_client.create_trace_id()}
+        return resume_key, trace_context
+
     def _annotate_node(self, run_id: UUID, node: str, inputs: Any, outputs: Any) -> None:
         obs = self._runs.get(run_id)
         if obs is None or not isinstance(outputs, dict):
             return
+        state = self._get_run_state(run_id)
+        summary = self._roots.get(state.root_run_id, {}) if state is not None else {}
+        summary.setdefault("usage", {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0})
         meta: dict[str, Any] = {}
         usage = outputs.get("usage")
         if isinstance(usage, dict) and any(usage.values()):
             meta["usage"] = usage
-            total = self._summary["usage"]
+            total = summary["usage"]
             for key in total:
                 total[key] = round(total[key] + float(usage.get(key, 0) or 0), 6)
         if node == "classify":
-            self._summary["route"] = outputs.get("route")
+            summary["route"] = outputs.get("route")
             meta.update(route=outputs.get("route"), route_reason=outputs.get("route_reason"))
         elif node == "retrieve":
             meta.update(self._retrieve_meta(inputs, outputs))
@@ -212,11 +224,11 @@ class RagrouteCallbackHandler(_LangfuseHandler):  # type: ignore[misc,valid-type
             )
         elif node == "verify":
             if "faithfulness" in outputs:
-                self._summary["faithfulness"] = outputs.get("faithfulness")
+                summary["faithfulness"] = outputs.get("faithfulness")
             meta.update(faithfulness=outputs.get("faithfulness"), confidence=outputs.get("confidence"))
         elif node == "finalize":
             if "faithfulness" in outputs:
-                self._summary["faithfulness"] = outputs.get("faithfulness")
+                summary["faithfulness"] = outputs.get("faithfulness")
             meta.update(
                 citations=[c.get("doc_id") for c in outputs.get("citations") or []],
                 abstained=outputs.get("abstained"),
@@ -253,15 +265,15 @@ class RagrouteCallbackHandler(_LangfuseHandler):  # type: ignore[misc,valid-type
             meta["filters"] = task.get("filters")
         return meta
 
-    def _annotate_root(self, run_id: UUID, outputs: Any) -> None:
+    def _annotate_root(self, run_id: UUID, outputs: Any, summary: dict[str, Any]) -> None:
         obs = self._runs.get(run_id)
         if obs is None:
             return
         out = outputs if isinstance(outputs, dict) else {}
-        route = out.get("route") or self._summary.get("route")
-        faith = out.get("faithfulness", self._summary.get("faithfulness"))
+        route = out.get("route") or summary.get("route")
+        faith = out.get("faithfulness", summary.get("faithfulness"))
         usage = out.get("usage") if isinstance(out.get("usage"), dict) else None
-        usage = usage if usage and any(usage.values()) else self._summary["usage"]
+        usage = usage if usage and any(usage.values()) else summary["usage"]
         meta = {"route": route, "faithfulness": faith, "usage": usage, "abstained": out.get("abstained")}
         obs.update(metadata={k: v for k, v in meta.items() if v is not None})
         if route:
@@ -343,6 +355,7 @@ def traced_config(
         metadata["langfuse_user_id"] = str(user_id)
     if session_id:
         metadata["langfuse_session_id"] = str(session_id)
+    metadata.setdefault("langfuse_trace_name", "ragroute")
     metadata["langfuse_tags"] = sorted({"ragroute", *(tags or []), *metadata.get("langfuse_tags", [])})
     config["metadata"] = metadata
     config.setdefault("run_name", "ragroute")

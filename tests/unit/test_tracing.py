@@ -161,5 +161,6 @@ def test_traced_config_adds_handler_and_trace_attributes(
         "k": "v",
         "langfuse_user_id": "bob",
         "langfuse_session_id": "s-1",
+        "langfuse_trace_name": "ragroute",
         "langfuse_tags": ["beta", "ragroute"],
     }
