@@ -9,6 +9,7 @@ possibly outdated sources (version / last_updated) are appended.
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -23,6 +24,7 @@ from tools.faithfulness import repair_citations
 from tools.freshness import staleness_notes
 
 MAX_SENTENCES = 5
+_SOURCE_TAG = re.compile(r"<(?=\s*/?\s*source\b)", re.I)
 
 
 def format_sources(sources: list[dict]) -> str:
@@ -44,7 +46,7 @@ def format_sources(sources: list[dict]) -> str:
                 title=src.get("title") or src.get("doc_id", ""),
                 section=f" — {src['section']}" if src.get("section") else "",
                 dated=f" ({dated})" if dated else "",
-                text=src.get("text", ""),
+                text=_SOURCE_TAG.sub("‹", src.get("text", "")),  # a document cannot close its <source> tag
             )
         )
     return "\n\n".join(blocks)

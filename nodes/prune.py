@@ -19,6 +19,7 @@ from agent.context import Context, context_of
 from agent.state import RAGState
 from nodes.common import degrade, note, timed
 from tools.freshness import apply_decay
+from tools.injection import screen
 from tools.tokens import count_tokens
 
 DUPLICATE_JACCARD = 0.8
@@ -104,17 +105,21 @@ async def prune(state: RAGState, runtime: Runtime[Context]) -> dict:
     except Exception as exc:  # parent lookup failed: the child chunks are still a valid context
         degradations.append(degrade(ctx, "prune.parents", exc) + "; kept child chunks")
     sources = []
+    removed = 0
     for n, hit in enumerate(kept, start=1):
         meta = hit.get("metadata") or {}
+        # documents are data: sentences addressed to the model ("ignore previous instructions") go
+        text, title = screen(hit.get("text", "")), screen(str(meta.get("title", hit.get("title", ""))))
+        removed += len(text.removed) + len(title.removed)
         sources.append(
             {
                 "n": n,
                 "chunk_id": hit["chunk_id"],
                 "doc_id": hit.get("doc_id", meta.get("doc_id", "")),
-                "title": str(meta.get("title", hit.get("title", ""))),
+                "title": title.text,
                 "section": str(meta.get("section", hit.get("section", ""))),
                 "source": str(meta.get("source", "")),
-                "text": hit.get("text", ""),
+                "text": text.text,
                 "metadata": meta,
                 "score": hit.get("score", 0.0),
                 "expanded": bool(hit.get("expanded")),
@@ -127,6 +132,7 @@ async def prune(state: RAGState, runtime: Runtime[Context]) -> dict:
         "duplicates_dropped": n_dupes,
         "chunks_dropped_for_budget": over_budget,
         "parents_expanded": expanded,
+        "instructions_removed": removed,
     }
     return {
         "sources": sources,

@@ -21,12 +21,20 @@ from prompts.verify import VERIFY_PROMPT
 from tools.extractive import score_sentences
 from tools.faithfulness import score_answer
 
+UNRELATED_SIMILARITY = 0.5  # below this MiniLM cosine, with no shared word, a claim is not in its sources
+
 
 def _claims(answer: str, sources: list[dict]) -> list[dict]:
     """Per-sentence support of the answer (notes about outdated sources are not claims)."""
     body = answer.split(" Note: source [")[0]
     return [
-        {"sentence": s.sentence, "cited": s.cited, "support": round(s.support, 4)}
+        {
+            "sentence": s.sentence,
+            "cited": s.cited,
+            "support": round(s.support, 4),
+            "coverage": round(s.coverage, 4),
+            "similarity": round(s.similarity, 4),
+        }
         for s in score_answer(body, sources, providers.embedder())
     ]
 
@@ -40,8 +48,18 @@ async def _llm_judge(ctx: Context, claims: list[dict], sources: list[dict]) -> t
     if len(scores) != len(claims):
         raise ValueError(f"judge returned {len(scores)} scores for {len(claims)} sentences")
     return [
-        {**c, "support": max(0.0, min(1.0, s)), "judge": "llm"} for c, s in zip(claims, scores, strict=True)
+        {**c, "support": _judged(s, c), "judge": "llm"} for c, s in zip(claims, scores, strict=True)
     ], usage
+
+
+def _judged(score: float, claim: dict) -> float:
+    """The judge's score, capped by the offline score when the cited sources hold no word of the claim and
+    nothing close to it: a judge that obeys text injected into a document must not certify an invented
+    claim."""
+    score = max(0.0, min(1.0, score))
+    if claim.get("coverage", 1.0) > 0 or claim.get("similarity", 1.0) >= UNRELATED_SIMILARITY:
+        return score
+    return min(score, claim["support"])
 
 
 def question_support(question: str, sources: list[dict]) -> float:
