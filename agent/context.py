@@ -25,6 +25,7 @@ class Context:
     k_expand: int = 10
     k_multihop: int = 20
     candidate_k: int = 30  # how wide to retrieve before reranking
+    rerank_depth: int = 10  # how many of the fused candidates the reranker reorders (latency bound)
     token_budget: int = 2000
     rrf_k: int = 60
     weights: dict[str, float] | None = None  # {"dense": w, "bm25": w}; None: index defaults
@@ -44,7 +45,15 @@ class Context:
     extra: dict[str, Any] = field(default_factory=dict)  # free-form, ignored by the graph
 
     def __post_init__(self) -> None:
-        for name in ("k_simple", "k_expand", "k_multihop", "candidate_k", "token_budget", "rrf_k"):
+        for name in (
+            "k_simple",
+            "k_expand",
+            "k_multihop",
+            "candidate_k",
+            "rerank_depth",
+            "token_budget",
+            "rrf_k",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name}={value!r} must be a positive integer")

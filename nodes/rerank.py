@@ -69,12 +69,17 @@ async def _rerank(ctx: Context, question: str, hits: list[dict]) -> tuple[list[d
     name = providers.resolve_reranker_name(ctx.reranker)
     if name == "none" or not hits:
         return hits, "none", []
+    head, tail = hits[: ctx.rerank_depth], hits[ctx.rerank_depth :]
     try:
         model = providers.reranker(name)
         ranked = await asyncio.wait_for(
-            asyncio.to_thread(model.rerank, question, hits, None), timeout=ctx.reranker_timeout_s
+            asyncio.to_thread(model.rerank, question, head, None), timeout=ctx.reranker_timeout_s
         )
-        return [{**h, "score": h["rerank_score"]} for h in ranked], name, []
+        out = [{**h, "score": float(h["rerank_score"])} for h in ranked]
+        floor = min((h["score"] for h in out), default=0.0)
+        # candidates below the rerank depth keep their fused order, after every reranked one
+        out += [{**h, "score": floor - 1e-6 * (i + 1)} for i, h in enumerate(tail)]
+        return out, name, []
     except Exception as exc:  # provider error, timeout, missing model: fused order kept, recorded
         return hits, "none", [degrade(ctx, f"rerank ({name})", exc) + "; kept fused order"]
 

@@ -148,3 +148,13 @@ async def test_multihop_keeps_each_hops_best_evidence_within_k():
     assert ids[:2] == ["h1-0::0", "h2-0::0"] and "h2-1::0" in ids
     assert not any(i.startswith("h2-") and i not in ("h2-0::0", "h2-1::0") for i in ids)  # hop 2 cliff
     assert out["k"] == len(ids) <= 8 and len(out["retrieved"]) == 20
+
+
+async def test_rerank_depth_bounds_what_the_reranker_reorders():
+    providers.register_reranker("reverse", ReversingReranker())
+    ctx = Context(reranker="reverse", rerank_depth=3, k_simple=3, k_expand=6, k_multihop=6)
+    out = await rerank({**_state(), "route": "expand"}, Runtime(context=ctx))
+    order = [h["chunk_id"] for h in out["ranked"]]
+    assert order == ["d2::0", "d1::0", "d0::0", "d3::0", "d4::0", "d5::0"]
+    scores = [h["score"] for h in out["ranked"]]
+    assert scores == sorted(scores, reverse=True)
