@@ -1,0 +1,1 @@
+"""LangGraph Studio configuration (langgraph.json) shipped with the package; see studio/README.md."""
