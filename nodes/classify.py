@@ -91,11 +91,12 @@ def comparison_entities(question: str) -> list[str]:
             r"\s+(?:both|the same|from the same|of the same|each)\b",
             q,
         )
-    if not m:
+    if not m and (_COMMON.search(q) or _COMPARISON.search(q)):
         spans = entity_spans(q)
         for a, b in zip(spans, spans[1:], strict=False):
             if re.search(rf"{re.escape(a)}\"?\s+and\s+\"?{re.escape(b)}", q):
                 return [a, b]
+    if not m:
         return []
     items = [re.sub(r"^(?:the|a|an)\s+", "", g.strip(" \"'"), flags=re.I) for g in m.groups()]
     return [i for i in items if i and len(i.split()) <= 8]

@@ -46,6 +46,9 @@ def bridge_entities(question: str, hop1: list[dict], limit: int = MAX_BRIDGES) -
     asked = content_terms(question)
     q_lower = question.lower()
     votes: dict[str, float] = {}
+    # the hop-1 document is usually the one the question names: prefer hits whose title it mentions
+    named = [h for h in hop1 if _title_named(h, asked)]
+    hop1 = named + [h for h in hop1 if h not in named]
     for rank, hit in enumerate(hop1[:HOP1_DOCS]):
         title = str((hit.get("metadata") or {}).get("title", ""))
         sentences = split_sentences(hit.get("text", "")) or [hit.get("text", "")]
@@ -59,6 +62,11 @@ def bridge_entities(question: str, hop1: list[dict], limit: int = MAX_BRIDGES) -
                     continue  # names the hop-1 document itself, not a bridge to another one
                 votes[span] = votes.get(span, 0.0) + (3 - pos) * (2 - rank * 0.5) + 0.2 * len(terms)
     return sorted(votes, key=lambda s: -votes[s])[:limit]
+
+
+def _title_named(hit: dict, asked: set[str]) -> bool:
+    title_terms = content_terms(str((hit.get("metadata") or {}).get("title", "")))
+    return bool(title_terms) and title_terms <= asked
 
 
 def offline_subquestions(question: str, probe: list[dict], limit: int) -> tuple[list[str], str]:
