@@ -385,6 +385,12 @@ class HybridIndex:
                 meta = json.loads(_dumps(meta))
             except (TypeError, ValueError) as exc:
                 raise InputError(f"chunk {ch.chunk_id!r}: metadata is not JSON-serializable: {exc}") from exc
+            bad = [k for k in meta if not k or k[0] in "$#" or k.startswith("chroma:")]
+            if bad:
+                raise InputError(
+                    f"chunk {ch.chunk_id!r}: metadata key(s) {bad} are not allowed (empty, or starting "
+                    "with '$', '#' or 'chroma:')"
+                )
             etext = _embed_text(ch.text, meta)
             digest = hashlib.sha1(f"{etext}\x00{_dumps(meta)}".encode()).hexdigest()[:16]
             rows.append(
@@ -617,6 +623,10 @@ class HybridIndex:
     def _validate(self, query: str, k: int, candidate_k: int | None) -> int:
         if not isinstance(query, str) or not query.strip():
             raise InputError("query must be a non-empty string")
+        try:
+            query.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: the embedder's tokenizer would raise TypeError
+            raise InputError("query is not valid unicode (it contains a lone surrogate)") from None
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
             raise InputError(f"k must be an integer in 1..{MAX_K}, got {k!r}")
         cand = self.config.candidate_k if candidate_k is None else candidate_k

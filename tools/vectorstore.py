@@ -65,12 +65,16 @@ class VectorStore:
         """Insert or overwrite vectors (metadata must already be scalar-only)."""
         for start in range(0, len(ids), self._max_batch):
             end = start + self._max_batch
-            self._col.upsert(
-                ids=list(ids[start:end]),
-                embeddings=[list(e) for e in embeddings[start:end]],
-                metadatas=[m or {"_": True} for m in metadatas[start:end]],
-                documents=list(documents[start:end]) if documents is not None else None,
-            )
+            vectors: list[Sequence[float]] = [list(e) for e in embeddings[start:end]]
+            try:
+                self._col.upsert(
+                    ids=list(ids[start:end]),
+                    embeddings=vectors,
+                    metadatas=[m or {"_": True} for m in metadatas[start:end]],
+                    documents=list(documents[start:end]) if documents is not None else None,
+                )
+            except Exception as exc:  # chromadb raises ValueError/ChromaError/httpx errors alike
+                raise ProviderError("chroma", f"upsert of {end - start} vectors failed: {exc}") from exc
 
     def delete(self, ids: Iterable[str]) -> None:
         """Delete vectors by id (missing ids are ignored)."""
@@ -117,9 +121,8 @@ class VectorStore:
             if not ids:
                 return []
             kwargs["ids"] = list(ids)
-        res = self._col.query(
-            query_embeddings=[list(embedding)], n_results=min(k, n), include=["distances"], **kwargs
-        )
+        query: list[Sequence[float]] = [list(embedding)]
+        res = self._col.query(query_embeddings=query, n_results=min(k, n), include=["distances"], **kwargs)
         out_ids = res["ids"][0] if res["ids"] else []
         dists = (res.get("distances") or [[]])[0] or []
         return [(cid, 1.0 - float(d)) for cid, d in zip(out_ids, dists, strict=False)]

@@ -227,6 +227,12 @@ def test_bad_input_documents(make_index):
         index.upsert_document("d", [Chunk("x", "d", "a"), Chunk("x", "d", "b")], [], content_hash="h")
     with pytest.raises(InputError, match="content_hash"):
         index.upsert_document("d", [Chunk("x", "d", "a")], [], content_hash="")
+    with pytest.raises(InputError, match="not allowed"):
+        index.upsert_document("d", [Chunk("x", "d", "a", {"$where": 1})], [], content_hash="h")
+    with pytest.raises(InputError, match="two documents"):
+        index.upsert_documents(
+            [("d1", [Chunk("x", "d1", "a")], [], "h1"), ("d2", [Chunk("x", "d2", "b")], [], "h2")]
+        )
     assert index.version == 0
 
 
@@ -264,7 +270,9 @@ def test_searches_run_while_a_batch_is_ingested(make_index):
     import threading
 
     index = make_index()
-    extra = [(f"bulk{i}", f"Bulk {i}", f"bulk filler document number {i} about tokens", {}) for i in range(40)]
+    extra = [
+        (f"bulk{i}", f"Bulk {i}", f"bulk filler document number {i} about tokens", {}) for i in range(40)
+    ]
     errors: list[BaseException] = []
     results: list[set[str]] = []
     stop = threading.Event()
