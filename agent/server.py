@@ -539,7 +539,7 @@ def create_app(
         except RagrouteError as exc:
             raise HTTPException(422, str(exc)) from None
         holder.get()  # opened and registered before the graph looks it up
-        out = {**config, "configurable": configurable}
+        out: Any = {**config, "configurable": configurable}
         if settings.tracing:
             ctx = Context.from_dict(configurable)
             out = tracing_mod.traced_config(

@@ -18,8 +18,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 from uuid import UUID
+
+from langchain_core.runnables import RunnableConfig
 
 log = logging.getLogger("ragroute.tracing")
 
@@ -287,7 +290,6 @@ class RagrouteCallbackHandler(_LangfuseHandler):  # type: ignore[misc,valid-type
             obs.score_trace(
                 name="faithfulness",
                 value=float(faith),
-                data_type="NUMERIC",
                 comment=f"route={route}; generator={out.get('generator')}",
             )
 
@@ -321,42 +323,42 @@ def callback_handler(ctx: Any = None) -> RagrouteCallbackHandler | None:
 
 
 def traced_config(
-    config: dict[str, Any] | None = None,
+    config: Mapping[str, Any] | None = None,
     *,
     ctx: Any = None,
     user_id: str | None = None,
     session_id: str | None = None,
     tags: list[str] | None = None,
-) -> dict[str, Any]:
+) -> RunnableConfig:
     """`config` plus a Langfuse handler and trace attributes (user, session, tags); unchanged when off.
 
     Ids not given here are read from `ctx.extra` ("user_id", "session_id", "tags"), so
     `ask(q, extra={"session_id": "chat-42", "user_id": "alice"})` groups traces by conversation."""
-    config = dict(config or {})
+    out = cast(RunnableConfig, dict(config or {}))
     if not enabled():
-        return config
+        return out
     handler = callback_handler(ctx)
     if handler is None:
-        return config
+        return out
     extra = getattr(ctx, "extra", None) or {}
     user_id = user_id or extra.get("user_id")
     session_id = session_id or extra.get("session_id")
     if tags is None and isinstance(extra.get("tags"), list):
         tags = [str(t) for t in extra["tags"]]
-    callbacks = config.get("callbacks")
+    callbacks = out.get("callbacks")
     if callbacks is None:
-        config["callbacks"] = [handler]
+        out["callbacks"] = [handler]
     elif isinstance(callbacks, list):
-        config["callbacks"] = [*callbacks, handler]
+        out["callbacks"] = [*callbacks, handler]
     else:  # a CallbackManager: add as an inheritable handler
         callbacks.add_handler(handler, inherit=True)
-    metadata = dict(config.get("metadata") or {})
+    metadata = dict(out.get("metadata") or {})
     if user_id:
         metadata["langfuse_user_id"] = str(user_id)
     if session_id:
         metadata["langfuse_session_id"] = str(session_id)
     metadata.setdefault("langfuse_trace_name", "ragroute")
     metadata["langfuse_tags"] = sorted({"ragroute", *(tags or []), *metadata.get("langfuse_tags", [])})
-    config["metadata"] = metadata
-    config.setdefault("run_name", "ragroute")
-    return config
+    out["metadata"] = metadata
+    out.setdefault("run_name", "ragroute")
+    return out
