@@ -322,3 +322,22 @@ async def test_a_checkpointed_thread_starts_each_question_clean(tiny):
     state = (await saved.aget_state(config)).values
     assert [r["query"] for r in state["retrievals"]] == ["How long do refresh tokens last?"]
     assert [t["node"] for t in state["trace"]].count("classify") == 1
+
+
+def test_sync_ask_outside_and_inside_an_event_loop(tiny):
+    import asyncio
+
+    from agent.api import ask
+    from agent.errors import ConfigError, InputError
+
+    out = ask("How long do refresh tokens last?", index_dir=tiny)
+    assert set(out) == OUTPUT_KEYS and "30 days" in out["answer"]
+
+    async def inside() -> dict:
+        return ask("How long do refresh tokens last?", index_dir=tiny)
+
+    assert asyncio.run(inside())["answer"] == out["answer"]
+    with pytest.raises(ConfigError, match="unknown setting"):
+        ask("q", top_k=3)
+    with pytest.raises(InputError):
+        ask("   ")
