@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -190,6 +191,8 @@ def test_reopen_keeps_everything(make_index, embedder, tmp_path):
     before = [(h.chunk_id, h.score) for h in index.search("tokens expire", k=5)]
     version = index.version
     index.close()
+    snapshot = json.loads((tmp_path / "persist" / "bm25.json").read_text())
+    assert snapshot["version"] == version and set(snapshot["tokens"]) == ALL_CHUNKS
     again = HybridIndex(IndexConfig(path=str(tmp_path / "persist")), embedder=embedder)
     try:
         assert again.version == version
