@@ -538,7 +538,7 @@ def create_app(
             configurable = server_configurable(config.get("configurable"), ident, settings)
         except RagrouteError as exc:
             raise HTTPException(422, str(exc)) from None
-        holder.get()  # opened and registered before the graph looks it up
+        await asyncio.to_thread(holder.get)  # opened and registered before the graph looks it up
         out: Any = {**config, "configurable": configurable}
         if settings.tracing:
             ctx = Context.from_dict(configurable)

@@ -15,6 +15,7 @@ The handler adds to the node spans what the generic LangChain integration cannot
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -28,11 +29,6 @@ log = logging.getLogger("ragroute.tracing")
 
 _client_lock = threading.Lock()
 _client: Any = None  # Langfuse client used for runs (None: from the environment, created on first use)
-
-try:  # langfuse is a core dependency, but tracing must never be the reason an import fails
-    from langfuse.langchain import CallbackHandler as _LangfuseHandler
-except Exception:  # pragma: no cover - langfuse missing or broken
-    _LangfuseHandler = object  # type: ignore[assignment,misc]
 
 
 def enabled() -> bool:
@@ -105,193 +101,209 @@ def _hits_summary(hits: list[dict], score_key: str = "score") -> dict[str, Any]:
     }
 
 
-class RagrouteCallbackHandler(_LangfuseHandler):  # type: ignore[misc,valid-type]
-    """Langfuse's LangChain handler plus ragroute's node attributes, route tag and faithfulness score."""
+@functools.cache
+def handler_class() -> type:
+    """`RagrouteCallbackHandler`: Langfuse's LangChain handler plus ragroute's node attributes, route tag and
+    faithfulness score. Built on first use, so langfuse is only imported when tracing is on."""
+    from langfuse.langchain import CallbackHandler
 
-    def __init__(self, *, ctx: Any = None, public_key: str | None = None) -> None:
-        super().__init__(public_key=public_key)
-        self._ctx = ctx
-        self._node_runs: dict[UUID, tuple[str, Any]] = {}  # run_id -> (node name, inputs)
-        self._roots: dict[UUID, dict[str, Any]] = {}  # root run -> route, faithfulness, usage so far
+    class RagrouteCallbackHandler(CallbackHandler):
+        """Langfuse's LangChain handler plus ragroute's node attributes, route tag and faithfulness score."""
 
-    # ------------------------------------------------------------------ node attributes
+        def __init__(self, *, ctx: Any = None, public_key: str | None = None) -> None:
+            super().__init__(public_key=public_key)
+            self._ctx = ctx
+            self._node_runs: dict[UUID, tuple[str, Any]] = {}  # run_id -> (node name, inputs)
+            self._roots: dict[UUID, dict[str, Any]] = {}  # root run -> route, faithfulness, usage so far
 
-    def on_chain_start(
-        self,
-        serialized: Any,
-        inputs: Any,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> Any:
-        """Start the span; remember which graph node (if any) this run is."""
-        result = super().on_chain_start(
-            serialized,
-            inputs,
-            run_id=run_id,
-            parent_run_id=parent_run_id,
-            tags=tags,
-            metadata=metadata,
-            **kwargs,
-        )
-        try:
-            if parent_run_id is None:
-                self._roots[run_id] = {"usage": {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}}
-            node = (metadata or {}).get("langgraph_node")
-            name = kwargs.get("name") or (serialized or {}).get("name")
-            if node and name == node:
-                self._node_runs[run_id] = (node, inputs)
-        except Exception as exc:  # never let tracing bookkeeping break a run
-            log.debug("trace bookkeeping failed: %s", exc)
-        return result
+        # ------------------------------------------------------------------ node attributes
 
-    def on_chain_end(
-        self, outputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
-    ) -> Any:
-        """Attach ragroute attributes to node spans (route tag and score to the root), then end."""
-        try:
-            if run_id in self._node_runs:
-                node, inputs = self._node_runs.pop(run_id)
-                self._annotate_node(run_id, node, inputs, outputs)
-            elif run_id in self._roots:
-                self._annotate_root(run_id, outputs, self._roots.pop(run_id))
-        except Exception as exc:
-            log.debug("trace annotation failed: %s", exc)
-        return super().on_chain_end(outputs, run_id=run_id, parent_run_id=parent_run_id, **kwargs)
+        def on_chain_start(
+            self,
+            serialized: Any,
+            inputs: Any,
+            *,
+            run_id: UUID,
+            parent_run_id: UUID | None = None,
+            tags: list[str] | None = None,
+            metadata: dict[str, Any] | None = None,
+            **kwargs: Any,
+        ) -> Any:
+            """Start the span; remember which graph node (if any) this run is."""
+            result = super().on_chain_start(
+                serialized,
+                inputs,
+                run_id=run_id,
+                parent_run_id=parent_run_id,
+                tags=tags,
+                metadata=metadata,
+                **kwargs,
+            )
+            try:
+                if parent_run_id is None:
+                    self._roots[run_id] = {
+                        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}
+                    }
+                node = (metadata or {}).get("langgraph_node")
+                name = kwargs.get("name") or (serialized or {}).get("name")
+                if node and name == node:
+                    self._node_runs[run_id] = (node, inputs)
+            except Exception as exc:  # never let tracing bookkeeping break a run
+                log.debug("trace bookkeeping failed: %s", exc)
+            return result
 
-    def on_llm_end(
-        self, response: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
-    ) -> Any:
-        """Add ragroute's price-table cost to the generation (Langfuse prices only models it knows)."""
-        try:
+        def on_chain_end(
+            self, outputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
+        ) -> Any:
+            """Attach ragroute attributes to node spans (route tag and score to the root), then end."""
+            try:
+                if run_id in self._node_runs:
+                    node, inputs = self._node_runs.pop(run_id)
+                    self._annotate_node(run_id, node, inputs, outputs)
+                elif run_id in self._roots:
+                    self._annotate_root(run_id, outputs, self._roots.pop(run_id))
+            except Exception as exc:
+                log.debug("trace annotation failed: %s", exc)
+            return super().on_chain_end(outputs, run_id=run_id, parent_run_id=parent_run_id, **kwargs)
+
+        def on_llm_end(
+            self, response: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
+        ) -> Any:
+            """Add ragroute's price-table cost to the generation (Langfuse prices only models it knows)."""
+            try:
+                obs = self._runs.get(run_id)
+                usage = _llm_usage(response)
+                if obs is not None and usage and self._ctx is not None and getattr(self._ctx, "llm", None):
+                    from agent import providers
+
+                    p_in = providers.cost_usd(self._ctx.llm, usage[0], 0)
+                    p_out = providers.cost_usd(self._ctx.llm, 0, usage[1])
+                    obs.update(cost_details={"input": p_in, "output": p_out, "total": p_in + p_out})
+            except Exception as exc:
+                log.debug("llm cost annotation failed: %s", exc)
+            return super().on_llm_end(response, run_id=run_id, parent_run_id=parent_run_id, **kwargs)
+
+        def _take_root_trace_context(self, *, inputs: Any, metadata: dict[str, Any] | None) -> Any:
+            """Give each question its own trace, even inside a non-Langfuse span (FastAPI's request)."""
+            resume_key, trace_context = super()._take_root_trace_context(inputs=inputs, metadata=metadata)
+            if trace_context is None and self._trace_context is None:
+                from opentelemetry import trace
+
+                current = trace.get_current_span()
+                scope = getattr(getattr(current, "instrumentation_scope", None), "name", "")
+                if current.get_span_context().is_valid and scope != "langfuse-sdk":
+                    trace_context = {"trace_id": self._langfuse_client.create_trace_id()}
+            return resume_key, trace_context
+
+        def _annotate_node(self, run_id: UUID, node: str, inputs: Any, outputs: Any) -> None:
             obs = self._runs.get(run_id)
-            usage = _llm_usage(response)
-            if obs is not None and usage and self._ctx is not None and getattr(self._ctx, "llm", None):
-                from agent import providers
+            if obs is None or not isinstance(outputs, dict):
+                return
+            state = self._get_run_state(run_id)
+            summary = self._roots.get(state.root_run_id, {}) if state is not None else {}
+            summary.setdefault("usage", {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0})
+            meta: dict[str, Any] = {}
+            usage = outputs.get("usage")
+            if isinstance(usage, dict) and any(usage.values()):
+                meta["usage"] = usage
+                total = summary["usage"]
+                for key in total:
+                    total[key] = round(total[key] + float(usage.get(key, 0) or 0), 6)
+            if node == "classify":
+                summary["route"] = outputs.get("route")
+                meta.update(route=outputs.get("route"), route_reason=outputs.get("route_reason"))
+            elif node == "retrieve":
+                meta.update(self._retrieve_meta(inputs, outputs))
+            elif node == "rerank":
+                docs = outputs.get("documents") or []
+                meta.update(k=outputs.get("k"), candidates=len(outputs.get("ranked") or []))
+                meta.update(_hits_summary(docs, "rerank_score"))
+                for note in outputs.get("trace") or []:
+                    if note.get("node") == "rerank":
+                        meta.update(reranker=note.get("reranker"), k_reason=note.get("k_reason"))
+            elif node == "prune":
+                meta.update(sources=len(outputs.get("sources") or []), prune=outputs.get("prune_stats"))
+            elif node == "generate":
+                meta.update(
+                    generator=outputs.get("generator"),
+                    abstained=outputs.get("abstained"),
+                    cited=outputs.get("draft_citations"),
+                )
+            elif node == "verify":
+                if "faithfulness" in outputs:
+                    summary["faithfulness"] = outputs.get("faithfulness")
+                meta.update(faithfulness=outputs.get("faithfulness"), confidence=outputs.get("confidence"))
+            elif node == "finalize":
+                if "faithfulness" in outputs:
+                    summary["faithfulness"] = outputs.get("faithfulness")
+                meta.update(
+                    citations=[c.get("doc_id") for c in outputs.get("citations") or []],
+                    abstained=outputs.get("abstained"),
+                )
+            if outputs.get("degradations"):
+                meta["degradations"] = outputs["degradations"]
+            meta = {k: v for k, v in meta.items() if v is not None}
+            if meta:
+                obs.update(metadata=meta)
 
-                p_in = providers.cost_usd(self._ctx.llm, usage[0], 0)
-                p_out = providers.cost_usd(self._ctx.llm, 0, usage[1])
-                obs.update(cost_details={"input": p_in, "output": p_out, "total": p_in + p_out})
-        except Exception as exc:
-            log.debug("llm cost annotation failed: %s", exc)
-        return super().on_llm_end(response, run_id=run_id, parent_run_id=parent_run_id, **kwargs)
+        def _retrieve_meta(self, inputs: Any, outputs: dict) -> dict[str, Any]:
+            from nodes.retrieve import access_of, combined_filters
 
-    def _take_root_trace_context(self, *, inputs: Any, metadata: dict[str, Any] | None) -> Any:
-        """Start each question's own trace even inside a non-Langfuse span (e.g. FastAPI's request span)."""
-        resume_key, trace_context = super()._take_root_trace_context(inputs=inputs, metadata=metadata)
-        if trace_context is None and self._trace_context is None:
-            from opentelemetry import trace
+            task = inputs if isinstance(inputs, dict) else {}
+            retrievals = outputs.get("retrievals") or [{}]
+            hits = retrievals[0].get("hits") or outputs.get("candidates") or []
+            meta: dict[str, Any] = {
+                "query": task.get("query"),
+                "purpose": task.get("purpose"),
+                "hits": len(hits),
+                **_hits_summary(hits),
+            }
+            ctx = self._ctx
+            if ctx is not None:
+                access = access_of(ctx)
+                meta["k"] = ctx.candidate_k
+                meta["filters"] = combined_filters(ctx, task.get("filters"))
+                meta["access"] = (
+                    {"groups": list(access.groups or []), "clearance": access.clearance}
+                    if access
+                    else "unrestricted"
+                )
+            elif task.get("filters"):
+                meta["filters"] = task.get("filters")
+            return meta
 
-            current = trace.get_current_span()
-            scope = getattr(getattr(current, "instrumentation_scope", None), "name", "")
-            if current.get_span_context().is_valid and scope != "langfuse-sdk":
-                trace_context = {"trace_id": self._langfuse_client.create_trace_id()}
-        return resume_key, trace_context
+        def _annotate_root(self, run_id: UUID, outputs: Any, summary: dict[str, Any]) -> None:
+            obs = self._runs.get(run_id)
+            if obs is None:
+                return
+            out = outputs if isinstance(outputs, dict) else {}
+            route = out.get("route") or summary.get("route")
+            faith = out.get("faithfulness", summary.get("faithfulness"))
+            usage = out.get("usage") if isinstance(out.get("usage"), dict) else None
+            usage = usage if usage and any(usage.values()) else summary["usage"]
+            meta = {"route": route, "faithfulness": faith, "usage": usage, "abstained": out.get("abstained")}
+            obs.update(metadata={k: v for k, v in meta.items() if v is not None})
+            if route:
+                from langfuse._client.attributes import LangfuseOtelSpanAttributes as Attr
 
-    def _annotate_node(self, run_id: UUID, node: str, inputs: Any, outputs: Any) -> None:
-        obs = self._runs.get(run_id)
-        if obs is None or not isinstance(outputs, dict):
-            return
-        state = self._get_run_state(run_id)
-        summary = self._roots.get(state.root_run_id, {}) if state is not None else {}
-        summary.setdefault("usage", {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0})
-        meta: dict[str, Any] = {}
-        usage = outputs.get("usage")
-        if isinstance(usage, dict) and any(usage.values()):
-            meta["usage"] = usage
-            total = summary["usage"]
-            for key in total:
-                total[key] = round(total[key] + float(usage.get(key, 0) or 0), 6)
-        if node == "classify":
-            summary["route"] = outputs.get("route")
-            meta.update(route=outputs.get("route"), route_reason=outputs.get("route_reason"))
-        elif node == "retrieve":
-            meta.update(self._retrieve_meta(inputs, outputs))
-        elif node == "rerank":
-            docs = outputs.get("documents") or []
-            meta.update(k=outputs.get("k"), candidates=len(outputs.get("ranked") or []))
-            meta.update(_hits_summary(docs, "rerank_score"))
-            for note in outputs.get("trace") or []:
-                if note.get("node") == "rerank":
-                    meta.update(reranker=note.get("reranker"), k_reason=note.get("k_reason"))
-        elif node == "prune":
-            meta.update(sources=len(outputs.get("sources") or []), prune=outputs.get("prune_stats"))
-        elif node == "generate":
-            meta.update(
-                generator=outputs.get("generator"),
-                abstained=outputs.get("abstained"),
-                cited=outputs.get("draft_citations"),
-            )
-        elif node == "verify":
-            if "faithfulness" in outputs:
-                summary["faithfulness"] = outputs.get("faithfulness")
-            meta.update(faithfulness=outputs.get("faithfulness"), confidence=outputs.get("confidence"))
-        elif node == "finalize":
-            if "faithfulness" in outputs:
-                summary["faithfulness"] = outputs.get("faithfulness")
-            meta.update(
-                citations=[c.get("doc_id") for c in outputs.get("citations") or []],
-                abstained=outputs.get("abstained"),
-            )
-        if outputs.get("degradations"):
-            meta["degradations"] = outputs["degradations"]
-        meta = {k: v for k, v in meta.items() if v is not None}
-        if meta:
-            obs.update(metadata=meta)
+                span = obs._otel_span
+                existing = list((getattr(span, "attributes", None) or {}).get(Attr.TRACE_TAGS, ()) or ())
+                tags = sorted({*existing, "ragroute", f"route:{route}"})
+                span.set_attribute(Attr.TRACE_TAGS, tags)
+            if faith is not None:
+                obs.score_trace(
+                    name="faithfulness",
+                    value=float(faith),
+                    comment=f"route={route}; generator={out.get('generator')}",
+                )
 
-    def _retrieve_meta(self, inputs: Any, outputs: dict) -> dict[str, Any]:
-        from nodes.retrieve import access_of, combined_filters
+    return RagrouteCallbackHandler
 
-        task = inputs if isinstance(inputs, dict) else {}
-        retrievals = outputs.get("retrievals") or [{}]
-        hits = retrievals[0].get("hits") or outputs.get("candidates") or []
-        meta: dict[str, Any] = {
-            "query": task.get("query"),
-            "purpose": task.get("purpose"),
-            "hits": len(hits),
-            **_hits_summary(hits),
-        }
-        ctx = self._ctx
-        if ctx is not None:
-            access = access_of(ctx)
-            meta["k"] = ctx.candidate_k
-            meta["filters"] = combined_filters(ctx, task.get("filters"))
-            meta["access"] = (
-                {"groups": list(access.groups or []), "clearance": access.clearance}
-                if access
-                else "unrestricted"
-            )
-        elif task.get("filters"):
-            meta["filters"] = task.get("filters")
-        return meta
 
-    def _annotate_root(self, run_id: UUID, outputs: Any, summary: dict[str, Any]) -> None:
-        obs = self._runs.get(run_id)
-        if obs is None:
-            return
-        out = outputs if isinstance(outputs, dict) else {}
-        route = out.get("route") or summary.get("route")
-        faith = out.get("faithfulness", summary.get("faithfulness"))
-        usage = out.get("usage") if isinstance(out.get("usage"), dict) else None
-        usage = usage if usage and any(usage.values()) else summary["usage"]
-        meta = {"route": route, "faithfulness": faith, "usage": usage, "abstained": out.get("abstained")}
-        obs.update(metadata={k: v for k, v in meta.items() if v is not None})
-        if route:
-            from langfuse._client.attributes import LangfuseOtelSpanAttributes as Attr
-
-            span = obs._otel_span
-            existing = list((getattr(span, "attributes", None) or {}).get(Attr.TRACE_TAGS, ()) or ())
-            tags = sorted({*existing, "ragroute", f"route:{route}"})
-            span.set_attribute(Attr.TRACE_TAGS, tags)
-        if faith is not None:
-            obs.score_trace(
-                name="faithfulness",
-                value=float(faith),
-                comment=f"route={route}; generator={out.get('generator')}",
-            )
+def __getattr__(name: str) -> Any:
+    if name == "RagrouteCallbackHandler":
+        return handler_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _llm_usage(response: Any) -> tuple[int, int] | None:
@@ -306,13 +318,13 @@ def _llm_usage(response: Any) -> tuple[int, int] | None:
     return None
 
 
-def callback_handler(ctx: Any = None) -> RagrouteCallbackHandler | None:
+def callback_handler(ctx: Any = None) -> Any:
     """A fresh handler for one run, or None when tracing is off."""
     client = get_client()
-    if client is None or _LangfuseHandler is object:
+    if client is None:
         return None
     try:
-        return RagrouteCallbackHandler(
+        return handler_class()(
             ctx=ctx,
             public_key=getattr(getattr(client, "_resources", None), "public_key", None)
             or os.environ.get("LANGFUSE_PUBLIC_KEY"),
