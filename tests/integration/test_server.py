@@ -168,6 +168,21 @@ async def test_restricted_runbook_never_reaches_a_caller_without_access(client: 
     assert r.json()["output"]["retrieved"] == []
 
 
+async def test_config_hash_in_the_path_cannot_widen_access(client: httpx.AsyncClient) -> None:
+    from langserve.lzstring import LZString
+
+    config_hash = LZString.compressToEncodedURIComponent(json.dumps(WIDEN))
+    r = await client.post(
+        f"/ask/c/{config_hash}/invoke",
+        headers={"X-API-Key": READER},
+        json={"input": {"question": RUNBOOK_QUESTION}},
+    )
+    assert r.status_code == 200, r.text
+    assert RUNBOOK_DOC not in chunk_docs(r.json()["output"]) and RUNBOOK_SECRET not in r.text
+    bad = await client.post("/ask/c/not-a-hash/invoke", headers={"X-API-Key": READER}, json={"input": {}})
+    assert bad.status_code in (400, 422)
+
+
 async def test_stream_events_and_batch_enforce_the_same_acl(client: httpx.AsyncClient) -> None:
     r = await client.post(
         "/ask/stream_events",
