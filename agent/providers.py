@@ -54,6 +54,9 @@ _indexes: dict[str, SearchIndex] = {}
 _chat_models: dict[str, Any] = {}
 _rerankers: dict[str, Reranker] = {}
 _registered_rerankers: set[str] = set()
+_breakers: dict[str, Any] = {}
+BREAKER_FAILURES = 3  # consecutive transient failures that open a provider's circuit
+BREAKER_RESET_S = 30.0  # how long an open circuit fails fast before one trial call
 
 # USD per 1M tokens (input, output); unknown or local models cost 0.
 PRICES_PER_MTOK: dict[str, tuple[float, float]] = {
@@ -124,6 +127,7 @@ def register_chat_model(spec: str, model: Any) -> None:
     """Serve `model` (any LangChain chat model, e.g. a scripted fake) for Context.llm == spec."""
     with _lock:
         _chat_models[spec] = model
+        _breakers.pop(f"llm:{spec}", None)
 
 
 def chat_model(spec: str) -> Any:
@@ -167,6 +171,7 @@ def register_reranker(name: str, reranker: Reranker) -> None:
     with _lock:
         _rerankers[name] = reranker
         _registered_rerankers.add(name)
+        _breakers.pop(f"rerank:{name}", None)
 
 
 def registered_rerankers() -> set[str]:
@@ -202,7 +207,8 @@ def reranker(name: str) -> Reranker:
         key = os.environ.get("COHERE_API_KEY")
         if not key:
             raise ConfigError("reranker='cohere' needs COHERE_API_KEY in the environment; or use 'local'")
-        built = rr.CohereReranker(api_key=key)
+        # CO_API_URL is read here, not at cohere import time, so it can point at a proxy or a test server
+        built = rr.CohereReranker(api_key=key, base_url=os.environ.get("CO_API_URL") or None)
     elif name.startswith("cross-encoder:"):
         built = rr.CrossEncoderReranker(name.partition(":")[2])
     else:
@@ -211,3 +217,72 @@ def reranker(name: str) -> Reranker:
         )
     with _lock:
         return _rerankers.setdefault(name, built)
+
+
+# --------------------------------------------------------------------------- fault handling
+
+
+class TransientProviderError(ProviderError):
+    """A provider failure that says nothing about the request: timeout, lost connection, HTTP 429/5xx."""
+
+
+def is_transient_failure(exc: BaseException) -> bool:
+    """Whether `exc` (or an exception it was raised from) is a timeout, a connection failure or a
+    retryable HTTP status; SDKs wrap these in their own types, so names and `status_code` are checked."""
+    from tools.resilience import RETRYABLE_STATUS
+
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, TransientProviderError | TimeoutError | ConnectionError):
+            return True
+        status = getattr(seen, "status_code", None) or getattr(
+            getattr(seen, "response", None), "status_code", None
+        )
+        if isinstance(status, int):
+            return status in RETRYABLE_STATUS
+        name = type(seen).__name__
+        if "Timeout" in name or "Connect" in name:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def breaker(name: str) -> Any:
+    """The circuit breaker of one provider ("llm:<spec>", "rerank:<name>"), shared by every run in the
+    process: BREAKER_FAILURES transient failures in a row make calls fail fast for BREAKER_RESET_S."""
+    from tools.resilience import CircuitBreaker
+
+    with _lock:
+        found = _breakers.get(name)
+        if found is None:
+            found = _breakers[name] = CircuitBreaker(
+                name,
+                failure_threshold=BREAKER_FAILURES,
+                reset_timeout_s=BREAKER_RESET_S,
+                failure_on=(TransientProviderError,),
+            )
+        return found
+
+
+def reset_breakers() -> None:
+    """Close every circuit (tests, or an operator after fixing a provider)."""
+    with _lock:
+        _breakers.clear()
+
+
+async def guarded(name: str, call: Any) -> Any:
+    """Await `call()` through the provider's circuit breaker. A transient failure is re-raised as
+    TransientProviderError (and counts); an open circuit raises CircuitOpenError without calling."""
+
+    async def attempt() -> Any:
+        try:
+            return await call()
+        except Exception as exc:
+            if is_transient_failure(exc) and not isinstance(exc, TransientProviderError):
+                detail = str(exc).splitlines()[0][:200] if str(exc) else "timed out"
+                raise TransientProviderError(name, f"{type(exc).__name__}: {detail}") from exc
+            raise
+
+    return await breaker(name).acall(attempt)

@@ -75,7 +75,12 @@ async def call_llm(ctx: Context, prompt: str, *, system: str | None = None) -> t
     model = providers.chat_model(ctx.llm)
     messages = ([SystemMessage(system)] if system else []) + [HumanMessage(prompt)]
     try:
-        reply = await asyncio.wait_for(model.ainvoke(messages), timeout=ctx.llm_timeout_s)
+        # through the model's circuit breaker: after repeated timeouts/5xx, fail fast instead of waiting
+        reply = await providers.guarded(
+            f"llm:{ctx.llm}", lambda: asyncio.wait_for(model.ainvoke(messages), timeout=ctx.llm_timeout_s)
+        )
+    except ProviderError:
+        raise
     except TimeoutError as exc:
         raise ProviderError(ctx.llm, f"no answer within {ctx.llm_timeout_s}s") from exc
     except Exception as exc:  # vendor SDKs raise their own types; all mean the model call failed

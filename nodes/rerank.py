@@ -72,8 +72,11 @@ async def _rerank(ctx: Context, question: str, hits: list[dict]) -> tuple[list[d
     head, tail = hits[: ctx.rerank_depth], hits[ctx.rerank_depth :]
     try:
         model = providers.reranker(name)
-        ranked = await asyncio.wait_for(
-            asyncio.to_thread(model.rerank, question, head, None), timeout=ctx.reranker_timeout_s
+        ranked = await providers.guarded(  # an open circuit skips a failing reranker at once
+            f"rerank:{name}",
+            lambda: asyncio.wait_for(
+                asyncio.to_thread(model.rerank, question, head, None), timeout=ctx.reranker_timeout_s
+            ),
         )
         out = [{**h, "score": float(h["rerank_score"])} for h in ranked]
         floor = min((h["score"] for h in out), default=0.0)

@@ -103,14 +103,23 @@ class CohereReranker:
 
     name = "cohere"
 
-    def __init__(self, api_key: str, model: str = "rerank-v3.5", timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        api_key: str,
+        model: str = "rerank-v3.5",
+        timeout_s: float = 10.0,
+        base_url: str | None = None,
+        max_retries: int = 1,
+    ) -> None:
         try:
             import cohere
         except ImportError as exc:  # pragma: no cover - cohere is a core dependency
             raise ProviderError(
                 "cohere", "the 'cohere' package is not installed (pip install cohere)"
             ) from exc
-        self.client = cohere.ClientV2(api_key=api_key, timeout=timeout_s)
+        # base_url: a Cohere-compatible endpoint (proxy, test server); None = the SDK default / CO_API_URL
+        extra = {"base_url": base_url} if base_url else {}
+        self.client = cohere.ClientV2(api_key=api_key, timeout=timeout_s, max_retries=max_retries, **extra)
         self.model = model
 
     def rerank(self, query: str, hits: list[dict], top_n: int | None = None) -> list[dict]:
