@@ -47,14 +47,16 @@ def studio(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Iterator[
         "TRANSFORMERS_OFFLINE": "1",
         "RAGROUTE_INDEX_DIR": str(index_dir),
     }
-    log = tmp_path_factory.mktemp("studio-log") / "langgraph-dev.log"
+    # run from a scratch folder: `langgraph dev` keeps its in-memory state under ./.langgraph_api
+    workdir = tmp_path_factory.mktemp("studio-cwd")
+    log = workdir / "langgraph-dev.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [
                 str(LANGGRAPH),
                 "dev",
                 "--config",
-                "studio/langgraph.json",
+                str(ROOT / "studio" / "langgraph.json"),
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -62,7 +64,7 @@ def studio(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Iterator[
                 "--no-browser",
                 "--no-reload",
             ],
-            cwd=ROOT,
+            cwd=workdir,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
