@@ -138,3 +138,26 @@ def test_configurable_works_like_context_and_route_can_be_forced(studio: str) ->
     )
     assert out["route"] == "expand"
     assert "90 days" in out["answer"] and "authentication.md" in {c["doc_id"] for c in out["citations"]}
+
+
+def test_build_config_resolves_dependencies_against_the_config_folder(tmp_path: Path) -> None:
+    """`langgraph build/up` read `dependencies` relative to studio/, so ".." must be the repo root."""
+    if not LANGGRAPH.exists():
+        pytest.skip("langgraph-cli is not installed")
+    out = subprocess.run(
+        [
+            str(LANGGRAPH),
+            "dockerfile",
+            "-c",
+            str(ROOT / "studio" / "langgraph.json"),
+            str(tmp_path / "Dockerfile"),
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "LANGGRAPH_CLI_NO_ANALYTICS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert f"main={ROOT}" in out.stdout + out.stderr
+    assert '"ragroute": "agent.graph:graph"' in (tmp_path / "Dockerfile").read_text()
