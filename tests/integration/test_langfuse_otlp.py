@@ -206,17 +206,17 @@ async def test_server_runs_are_traced_with_the_callers_identity(
     use_langfuse(monkeypatch, base_url)
     keys = {"ops-key-0000001": {"user": "olga", "groups": ["ops"], "clearance": 2}}
     app = create_app(index_dir, keys)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://t", timeout=120
-    ) as c:
-        r = await c.post(
-            "/ask/invoke",
-            headers={"X-API-Key": "ops-key-0000001", "X-Session-Id": "ticket-9"},
-            json={"input": {"question": RUNBOOK_QUESTION}},
-        )
-    assert r.status_code == 200, r.text
-    out = r.json()["output"]
-    tracing.flush()
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app):  # startup ... shutdown, as uvicorn runs it
+        async with httpx.AsyncClient(transport=transport, base_url="http://t", timeout=120) as c:
+            r = await c.post(
+                "/ask/invoke",
+                headers={"X-API-Key": "ops-key-0000001", "X-Session-Id": "ticket-9"},
+                json={"input": {"question": RUNBOOK_QUESTION}},
+            )
+        assert r.status_code == 200, r.text
+        assert not [x for x in received if x["path"] == OTLP_PATH]  # batched: nothing sent yet ...
+    out = r.json()["output"]  # ... the server's shutdown flushed it
     root, node = check_tree(decode_spans(received), out["route"])
     assert root["attrs"]["user.id"] == "olga" and root["attrs"]["session.id"] == "ticket-9"
     assert meta(node["retrieve"], "access") == {"groups": ["ops"], "clearance": 2}
