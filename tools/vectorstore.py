@@ -111,9 +111,6 @@ class VectorStore:
         """Nearest `k` (chunk_id, cosine similarity) best first, restricted by `where` and/or `ids`."""
         if k <= 0:
             return []
-        n = self.count()
-        if n == 0:
-            return []
         kwargs: dict[str, Any] = {}
         if where:
             kwargs["where"] = where
@@ -122,7 +119,7 @@ class VectorStore:
                 return []
             kwargs["ids"] = list(ids)
         query: list[Sequence[float]] = [list(embedding)]
-        res = self._col.query(query_embeddings=query, n_results=min(k, n), include=["distances"], **kwargs)
+        res = self._col.query(query_embeddings=query, n_results=k, include=["distances"], **kwargs)
         out_ids = res["ids"][0] if res["ids"] else []
         dists = (res.get("distances") or [[]])[0] or []
         return [(cid, 1.0 - float(d)) for cid, d in zip(out_ids, dists, strict=False)]
