@@ -158,3 +158,19 @@ async def test_rerank_depth_bounds_what_the_reranker_reorders():
     assert order == ["d2::0", "d1::0", "d0::0", "d3::0", "d4::0", "d5::0"]
     scores = [h["score"] for h in out["ranked"]]
     assert scores == sorted(scores, reverse=True)
+
+
+async def test_reranker_timeout_falls_back_to_fused_order():
+    import time
+
+    class Slow:
+        name = "slow"
+
+        def rerank(self, query, hits, top_n=None):
+            time.sleep(0.5)
+            return list(reversed(hits))
+
+    providers.register_reranker("slow", Slow())
+    out = await rerank(_state(), Runtime(context=Context(reranker="slow", reranker_timeout_s=0.05)))
+    assert [h["chunk_id"] for h in out["documents"]][0] == "d0::0"
+    assert "TimeoutError" in out["degradations"][0]
