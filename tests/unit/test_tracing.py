@@ -164,3 +164,21 @@ def test_traced_config_adds_handler_and_trace_attributes(
         "langfuse_trace_name": "ragroute",
         "langfuse_tags": ["beta", "ragroute"],
     }
+
+
+async def test_astream_is_traced_as_one_question(make_index: Any, langfuse_memory) -> None:
+    from agent.api import astream
+
+    client, exporter, scores = langfuse_memory
+    index = make_index()
+    providers.register_index(index.path, index)
+    events = [
+        e async for e in astream("How long do access tokens last?", index_dir=index.path, route="simple")
+    ]
+    assert events[-1]["type"] == "result"
+    client.flush()
+    spans = exporter.get_finished_spans()
+    roots = [s for s in spans if s.parent is None]
+    assert len(roots) == 1 and "route:simple" in roots[0].attributes["langfuse.trace.tags"]
+    assert {s.name for s in spans} >= set(NODES)
+    assert [s["name"] for s in scores] == ["faithfulness"]
