@@ -89,6 +89,23 @@ async def call_llm(ctx: Context, prompt: str, *, system: str | None = None) -> t
     return content, usage_of(reply, ctx.llm)
 
 
+async def llm_strings(
+    ctx: Context, where: str, prompt: str, limit: int, fallback: str
+) -> tuple[list[str], dict]:
+    """Ask ctx.llm for a JSON list of strings (at most `limit`); on any failure return [] and an update
+    recording the degradation ("<where>: ...; <fallback>") so the caller uses its offline rules."""
+    if not ctx.llm:
+        return [], {}
+    try:
+        text, usage = await call_llm(ctx, prompt)
+        data = parse_json(text)
+        if not isinstance(data, list):
+            raise ValueError(f"expected a JSON list, got {type(data).__name__}")
+        return [str(s).strip() for s in data if str(s).strip()][:limit], {"usage": usage}
+    except Exception as exc:  # model or JSON failure: recorded, offline rules used instead
+        return [], {"degradations": [f"{degrade(ctx, where, exc)}; {fallback}"]}
+
+
 _JSON_BLOCK = re.compile(r"(\{.*\}|\[.*\])", re.S)
 
 

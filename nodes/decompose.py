@@ -10,14 +10,12 @@ With an LLM configured, the model writes the sub-questions (JSON list), and the 
 
 from __future__ import annotations
 
-from typing import Any
-
 from langgraph.runtime import Runtime
 
 from agent.context import Context, context_of
 from agent.state import RAGState, RetrieveTask
 from nodes.classify import comparison_entities, entity_spans
-from nodes.common import call_llm, degrade, note, parse_json, timed
+from nodes.common import llm_strings, note, timed
 from prompts.decompose import DECOMPOSE_PROMPT
 from tools.extractive import content_terms, overlap, split_sentences
 
@@ -86,18 +84,11 @@ async def decompose(state: RAGState, runtime: Runtime[Context]) -> dict:
     ctx = context_of(runtime)
     question = state["question"]
     probe = state.get("probe") or []
-    update: dict[str, Any] = {}
-    subs: list[str] = []
-    method = ""
-    if ctx.llm:
-        try:
-            text, update["usage"] = await call_llm(
-                ctx, DECOMPOSE_PROMPT.format(question=question, n=ctx.max_subquestions)
-            )
-            subs = [str(s).strip() for s in parse_json(text) if str(s).strip()][: ctx.max_subquestions]
-            method = "llm"
-        except Exception as exc:  # model or JSON failure: recorded, rule-based sub-questions used
-            update["degradations"] = [degrade(ctx, "decompose", exc) + "; used rule-based sub-questions"]
+    prompt = DECOMPOSE_PROMPT.format(question=question, n=ctx.max_subquestions)
+    subs, update = await llm_strings(
+        ctx, "decompose", prompt, ctx.max_subquestions, "used rule-based sub-questions"
+    )
+    method = "llm"
     if not subs:
         subs, method = offline_subquestions(question, probe, ctx.max_subquestions)
     filters = state.get("filters")

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Any
 
 from langgraph.runtime import Runtime
 
 from agent.context import Context, context_of
 from agent.state import RAGState, RetrieveTask
-from nodes.common import call_llm, degrade, note, parse_json, timed
+from nodes.common import llm_strings, note, timed
 from prompts.expand import EXPAND_PROMPT
 from tools.extractive import content_terms
 
@@ -60,19 +59,9 @@ async def expand(state: RAGState, runtime: Runtime[Context]) -> dict:
     """Plan the original query plus variants; routing fans them out to parallel retrieve branches."""
     ctx = context_of(runtime)
     question = state["question"]
-    update: dict[str, Any] = {}
-    variants: list[str] = []
-    method = "prf"
-    if ctx.llm:
-        try:
-            text, update["usage"] = await call_llm(
-                ctx, EXPAND_PROMPT.format(question=question, n=ctx.num_variants)
-            )
-            data = parse_json(text)
-            variants = [str(v).strip() for v in data if str(v).strip()][: ctx.num_variants]
-            method = "llm"
-        except Exception as exc:  # model or JSON failure: recorded, PRF variants used instead
-            update["degradations"] = [degrade(ctx, "expand", exc) + "; used PRF variants"]
+    prompt = EXPAND_PROMPT.format(question=question, n=ctx.num_variants)
+    variants, update = await llm_strings(ctx, "expand", prompt, ctx.num_variants, "used PRF variants")
+    method = "llm" if variants else "prf"
     if not variants:
         variants = offline_variants(question, state.get("probe") or [], ctx.num_variants)
     filters = state.get("filters")
