@@ -54,6 +54,23 @@ def overlap(query_terms: set[str], text: str) -> float:
     return hit / len(query_terms)
 
 
+def heading_of(item: dict) -> str:
+    """ "Title Section" of a hit or source (top-level keys or metadata), the context a sentence omits."""
+    meta = item.get("metadata") or {}
+    title = str(item.get("title") or meta.get("title") or "")
+    section = str(item.get("section") or meta.get("section") or "")
+    parts = [title] if title else []
+    if section and section != title:
+        parts.append(section)
+    return " ".join(parts)
+
+
+def in_context(heading: str, sentence: str) -> str:
+    """The text embedded for a sentence: its heading in front (shared by reranker and generator, so the
+    generator reuses the reranker's cached embeddings)."""
+    return f"{heading}: {sentence}" if heading else sentence
+
+
 @dataclass
 class ScoredSentence:
     """One candidate sentence from source number n."""
@@ -82,15 +99,14 @@ def score_sentences(
     """Every sentence of every numbered source, scored by similarity and term overlap with the question."""
     candidates: list[tuple[str, int, str]] = []
     for src in sources:
-        meta = src.get("metadata") or {}
-        heading = " ".join(str(x) for x in (src.get("title") or meta.get("title"), src.get("section")) if x)
+        heading = heading_of(src)
         for sentence in split_sentences(src.get("text", "")):
             if len(content_terms(sentence)) >= 2:
                 candidates.append((sentence, int(src["n"]), heading))
     if not candidates:
         return []
     # the heading (title > section) is context the sentence leaves implicit ("it", "this release")
-    vectors = embed([question, *[f"{h}: {c}" if h else c for c, _, h in candidates]])
+    vectors = embed([question, *[in_context(h, c) for c, _, h in candidates]])
     sims = vectors[1:] @ vectors[0]
     q_terms = content_terms(question)
     scored = []

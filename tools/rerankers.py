@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from agent.errors import ProviderError
-from tools.extractive import split_sentences
+from tools.extractive import heading_of, in_context, split_sentences
 
 OFFLINE_DEFAULT = "maxsim"
 
@@ -62,9 +62,9 @@ class MaxSimReranker:
         owner: list[int] = []
         for i, hit in enumerate(hits):
             parts = split_sentences(hit.get("text", "")) or [hit.get("text", "")]
-            title = str((hit.get("metadata") or {}).get("title", "") or hit.get("title", ""))
+            heading = heading_of(hit)
             for sentence in parts:
-                sentences.append(f"{title}: {sentence}" if title else sentence)
+                sentences.append(in_context(heading, sentence))
                 owner.append(i)
         vectors = self.embed([query, *sentences])
         sims = vectors[1:] @ vectors[0]
