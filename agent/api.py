@@ -7,6 +7,7 @@ import concurrent.futures
 from collections.abc import AsyncIterator
 from typing import Any
 
+from agent import caching
 from agent.context import Context
 from agent.errors import InputError
 from agent.graph import graph
@@ -23,7 +24,13 @@ def _inputs(question: str, overrides: dict[str, Any]) -> tuple[dict[str, Any], C
         question.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate: the tokenizers would raise TypeError deep in the graph
         raise InputError("question is not valid unicode (it contains a lone surrogate)") from None
-    return {"question": question.strip()}, Context.from_dict(overrides)
+    ctx = Context.from_dict(overrides)
+    question = question.strip()
+    if ctx.redact_query_pii:  # before retrieval, models and traces see it
+        from tools.pii import redact_query
+
+        question = redact_query(question)
+    return {"question": question}, ctx
 
 
 def _shape(result: dict[str, Any]) -> dict[str, Any]:
@@ -48,7 +55,12 @@ def ask(question: str, **overrides: Any) -> dict[str, Any]:
 async def aask(question: str, **overrides: Any) -> dict[str, Any]:
     """Async `ask`."""
     inputs, ctx = _inputs(question, overrides)
-    return _shape(await graph.ainvoke(inputs, context=ctx, config=traced_config(ctx=ctx)))
+
+    async def run(values: dict[str, Any]) -> dict[str, Any]:
+        return _shape(await graph.ainvoke(values, context=ctx, config=traced_config(ctx=ctx)))
+
+    # the response cache; the output's `cache` says {"response": "hit"|"miss"|"off", "retrieval_hits": n, ...}
+    return await caching.answer(inputs, ctx, run)
 
 
 async def astream(question: str, **overrides: Any) -> AsyncIterator[dict[str, Any]]:

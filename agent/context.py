@@ -42,6 +42,10 @@ class Context:
     reranker_timeout_s: float = 10.0
     llm_timeout_s: float = 60.0
     strict: bool = False  # raise provider failures instead of degrading
+    cache: bool = True  # retrieval + response caches (agent/caching.py); keys include scope and index version
+    cache_ttl_s: float = 600.0  # how long a cached answer is served
+    prefer_latest_version: bool = True  # drop older versions of a document family unless asked for
+    redact_query_pii: bool = False  # replace PII in the question before retrieval, models and traces
     extra: dict[str, Any] = field(default_factory=dict)  # free-form, ignored by the graph
 
     def __post_init__(self) -> None:
@@ -96,6 +100,13 @@ class Context:
             isinstance(self.clearance, bool) or not isinstance(self.clearance, int)
         ):
             raise ConfigError(f"clearance={self.clearance!r} must be an integer")
+        for name in ("cache", "prefer_latest_version", "redact_query_pii"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name}={getattr(self, name)!r} must be true or false")
+        if isinstance(self.cache_ttl_s, bool) or not isinstance(self.cache_ttl_s, int | float) or not (
+            self.cache_ttl_s > 0
+        ):
+            raise ConfigError(f"cache_ttl_s={self.cache_ttl_s!r} must be a number of seconds > 0")
         if self.freshness_half_life_days is not None:
             if not isinstance(self.freshness_half_life_days, dict) or any(
                 float(v) <= 0 for v in self.freshness_half_life_days.values()

@@ -97,27 +97,26 @@ def forget_index(index_dir: str) -> None:
         _indexes.pop(str(index_dir), None)
 
 
-_embed_cache: dict[str, np.ndarray] = {}
-
-
 def embedder() -> Embedder:
-    """The offline MiniLM sentence embedder (normalised vectors, small per-text cache)."""
+    """The offline MiniLM sentence embedder (normalised vectors, served from the process's LRU cache)."""
 
     def embed(texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
-        found = {t: _embed_cache[t] for t in dict.fromkeys(texts) if t in _embed_cache}
-        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        from agent.caching import rag_cache
+
+        cache = rag_cache().embeddings  # LRU (tools/cache.py), shared by rerank/generate/verify
+        unique = list(dict.fromkeys(texts))
+        keys = {t: rag_cache().embedding_key("minilm", t) for t in unique}
+        found = {t: v for t in unique if (v := cache.get(keys[t])) is not None}
+        missing = [t for t in unique if t not in found]
         if missing:
             from tools.embeddings import get_embedder  # the index's cached MiniLM: one model per process
 
             vecs = np.asarray(get_embedder("minilm").embed_documents(missing), dtype=np.float32)
-            fresh = dict(zip(missing, vecs, strict=True))
-            found.update(fresh)
-            with _lock:
-                if len(_embed_cache) > 20000:
-                    _embed_cache.clear()
-                _embed_cache.update(fresh)
+            for t, vec in zip(missing, vecs, strict=True):
+                found[t] = vec
+                cache.put(keys[t], vec)
         return np.stack([found[t] for t in texts])
 
     return embed

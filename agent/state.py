@@ -87,6 +87,7 @@ class OutputState(TypedDict, total=False):
     degradations: Annotated[list[str], add_unique]
     contexts: list[str]
     retrieved: list[str]
+    cache: dict[str, Any]  # set by ask/aask: {"response": "hit"|"miss"|"off", "retrieval_hits", ...}
 
 
 class RetrieveTask(TypedDict):

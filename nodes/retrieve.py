@@ -11,7 +11,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from agent import providers
+from agent import caching, providers
 from agent.context import Context, context_of
 from agent.state import RetrieveTask
 from nodes.common import note, timed
@@ -38,13 +38,15 @@ def access_of(ctx: Context) -> AccessScope | None:
 def search(ctx: Context, query: str, k: int, filters: dict[str, Any] | None = None) -> list[dict]:
     """Hybrid search with the run's ACL, filters and weights; hits as dicts."""
     index = providers.index(ctx)
-    hits = index.search(
+    hits = caching.search(  # through the retrieval cache (keys hold filters, access and index version)
+        index,
         query,
         k,
         filters=combined_filters(ctx, filters),
         access=access_of(ctx),
         weights=ctx.weights,
         candidate_k=max(k, ctx.candidate_k),
+        enabled=ctx.cache,
     )
     return [h.to_dict() for h in hits]
 

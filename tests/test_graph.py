@@ -28,6 +28,7 @@ OUTPUT_KEYS = {
     "degradations",
     "contexts",
     "retrieved",
+    "cache",
 }
 CORE = ["classify", "retrieve", "rerank", "prune", "generate", "verify"]
 
