@@ -117,9 +117,10 @@ class CohereReranker:
             raise ProviderError(
                 "cohere", "the 'cohere' package is not installed (pip install cohere)"
             ) from exc
-        # base_url: a Cohere-compatible endpoint (proxy, test server); None = the SDK default / CO_API_URL
-        extra = {"base_url": base_url} if base_url else {}
-        self.client = cohere.ClientV2(api_key=api_key, timeout=timeout_s, max_retries=max_retries, **extra)
+        # base_url: a Cohere-compatible endpoint (proxy, test server); None = Cohere's production API
+        self.client = cohere.ClientV2(
+            api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=max_retries
+        )
         self.model = model
 
     def rerank(self, query: str, hits: list[dict], top_n: int | None = None) -> list[dict]:
