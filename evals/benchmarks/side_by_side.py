@@ -107,22 +107,42 @@ def build_rank_bm25(corpus: dict[str, dict[str, Any]]) -> tuple[Callable[[str], 
 
 
 def evaluate(
-    name: str, search: Callable[[str], list[str]], queries: Sequence[Any], qrels: dict[str, dict[str, int]]
-) -> dict[str, Any]:
-    """Run one system over the queries: mean metrics and latency percentiles."""
+    systems: Sequence[tuple[str, Callable[[str], list[str]], int]],
+    queries: Sequence[Any],
+    qrels: dict[str, dict[str, int]],
+) -> list[dict[str, Any]]:
+    """Run every system on every query, interleaved query by query, so that load on a shared machine
+    hits all systems alike; a system with a smaller n sees only the first n queries."""
     from tqdm import tqdm
 
-    per_query, latencies = [], []
-    for q in tqdm(queries, desc=name, leave=False, file=sys.stderr):
-        start = time.perf_counter()
-        ranked = search(q.text)
-        latencies.append((time.perf_counter() - start) * 1000)
-        per_query.append(M.ranking_metrics(ranked, qrels[q.qid], (5, 10, 100)))
-    out: dict[str, Any] = {"system": name, "queries": len(queries)}
-    for key in ("ndcg@10", "recall@100", "hit@5", "mrr@10", "recall@10"):
-        out[key] = M.mean(r[key] for r in per_query)
-    out.update(M.latency_summary(latencies))
-    return out
+    per_query: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in systems}
+    latencies: dict[str, list[float]] = {name: [] for name, _, _ in systems}
+    for i, q in enumerate(tqdm(queries, desc="queries", file=sys.stderr)):
+        for name, search, n in systems:
+            if i >= n:
+                continue
+            start = time.perf_counter()
+            ranked = search(q.text)
+            latencies[name].append((time.perf_counter() - start) * 1000)
+            per_query[name].append(M.ranking_metrics(ranked, qrels[q.qid], (5, 10, 100)))
+    rows = []
+    for name, _, n in systems:
+        row: dict[str, Any] = {"system": name, "queries": min(n, len(queries))}
+        for key in ("ndcg@10", "recall@100", "hit@5", "mrr@10", "recall@10"):
+            row[key] = M.mean(r[key] for r in per_query[name])
+        row.update(M.latency_summary(latencies[name]))
+        rows.append(row)
+    return rows
+
+
+def _limit_threads(n: int | None) -> int | None:
+    """Pin torch's intra-op threads: oversubscribed spin-waiting on a shared machine skews latencies."""
+    if not n:
+        return None
+    import torch
+
+    torch.set_num_threads(n)
+    return n
 
 
 def _doc_ids(hits: Sequence[Any]) -> list[str]:
@@ -142,7 +162,8 @@ def to_markdown(result: dict[str, Any]) -> str:
         f"one process on one machine ({result['environment']['cpu_count']} shared CPU cores, "
         f"{result['environment']['platform']}), {result['environment']['timestamp']}.",
         "Ratios are against `ragroute hybrid` measured in the same run (quality: higher is better; latency:",
-        "lower is better). Latency is per query, single-threaded, warm (models loaded, indexes built).",
+        "lower is better). Latency is per query, warm (models loaded, indexes built), with the systems",
+        "interleaved query by query so that load from other jobs on the shared machine hits all alike.",
         "",
         "| system | queries | nDCG@10 | recall@100 | hit@5 | MRR@10 | p50 ms | p95 ms | nDCG ratio "
         "| p50 ratio |",
@@ -178,8 +199,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--skip-langchain", action="store_true")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: steadier when shared)")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    threads = _limit_threads(args.threads)
 
     ds = load_dataset(args.dataset, args.split)
     queries = [q for q in ds.queries if ds.qrels.get(q.qid)][: args.limit]
@@ -228,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             retriever = lc[key]
             systems.append((label, lambda q, r=retriever: _doc_ids(r.invoke(q)), len(queries)))
 
-    rows = [evaluate(name, fn, queries[:n], ds.qrels) for name, fn, n in systems]
+    rows = evaluate(systems, queries, ds.qrels)
     ref = rows[0]
     for row in rows:
         same = (
@@ -258,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "LangChain BM25Retriever uses its default preprocessing (str.split: case-sensitive, punctuation "
             "attached), which is what a user gets without writing a tokenizer.",
         ],
-        "environment": environment_info(),
+        "environment": {**environment_info(), "torch_threads": threads},
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
