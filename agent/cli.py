@@ -80,7 +80,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     index = _open_index(args)
     try:
         report = ingest_paths(
-            index, args.paths, meta=meta, progress=not args.json and not args.no_progress, prune=args.prune
+            index,
+            args.paths,
+            meta=meta,
+            progress=not args.json and not args.no_progress,
+            prune=args.prune,
+            redact_pii=args.redact_pii,
         )
     finally:
         index.close()
@@ -95,6 +100,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         )
         for source, message in report.failed:
             print(f"  failed: {source}: {message}", file=sys.stderr)
+        if report.pii is not None:
+            found = ", ".join(f"{k} {v}" for k, v in sorted(report.pii.items())) or "none found"
+            how = (
+                "mapping stored encrypted in <index>/pii"
+                if report.pii_reversible
+                else "irreversible (set RAGROUTE_PII_KEY to keep an encrypted mapping)"
+            )
+            print(f"PII redacted: {found}; {how}")
     return 1 if report.failed and not (report.added or report.updated or report.unchanged) else 0
 
 
@@ -262,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--prune", action="store_true",
                    help="also delete indexed documents under these folders whose files are gone")
+    p.add_argument("--redact-pii", action="store_true",
+                   help="replace emails, phones, cards, IBANs, IPs, SSNs and cued names with placeholders "
+                   "before indexing (mapping kept encrypted when RAGROUTE_PII_KEY is set)")
 
     p = add("search", cmd_search, "hybrid search without generation")
     p.add_argument("query")

@@ -130,6 +130,8 @@ def handler_class() -> type:
             **kwargs: Any,
         ) -> Any:
             """Start the span; remember which graph node (if any) this run is."""
+            if self._private():
+                inputs = _redacted(inputs)
             result = super().on_chain_start(
                 serialized,
                 inputs,
@@ -156,6 +158,8 @@ def handler_class() -> type:
             self, outputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
         ) -> Any:
             """Attach ragroute attributes to node spans (route tag and score to the root), then end."""
+            if self._private():
+                outputs = _redacted(outputs)
             try:
                 if run_id in self._node_runs:
                     node, inputs = self._node_runs.pop(run_id)
@@ -170,6 +174,8 @@ def handler_class() -> type:
             self, response: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
         ) -> Any:
             """Add ragroute's price-table cost to the generation (Langfuse prices only models it knows)."""
+            if self._private():
+                response = _redacted_llm_result(response)
             try:
                 obs = self._runs.get(run_id)
                 usage = _llm_usage(response)
@@ -182,6 +188,22 @@ def handler_class() -> type:
             except Exception as exc:
                 log.debug("llm cost annotation failed: %s", exc)
             return super().on_llm_end(response, run_id=run_id, parent_run_id=parent_run_id, **kwargs)
+
+        def _private(self) -> bool:
+            """Whether this run redacts PII (Context.redact_query_pii): then no span gets raw text."""
+            return bool(getattr(self._ctx, "redact_query_pii", False))
+
+        def on_chat_model_start(self, serialized: Any, messages: Any, **kwargs: Any) -> Any:
+            """Start the generation span (with PII replaced in the prompt messages when redacting)."""
+            if self._private():
+                messages = _redacted(messages)
+            return super().on_chat_model_start(serialized, messages, **kwargs)
+
+        def on_llm_start(self, serialized: Any, prompts: Any, **kwargs: Any) -> Any:
+            """Start the generation span (with PII replaced in the prompts when redacting)."""
+            if self._private():
+                prompts = _redacted(prompts)
+            return super().on_llm_start(serialized, prompts, **kwargs)
 
         def _take_root_trace_context(self, *, inputs: Any, metadata: dict[str, Any] | None) -> Any:
             """Give each question its own trace, even inside a non-Langfuse span (FastAPI's request)."""
@@ -304,6 +326,49 @@ def __getattr__(name: str) -> Any:
     if name == "RagrouteCallbackHandler":
         return handler_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _redacted(obj: Any, depth: int = 0) -> Any:
+    """A copy of `obj` with PII replaced in every string (dicts, lists, tuples, LangChain messages)."""
+    from tools.pii import redact_query
+
+    if isinstance(obj, str):
+        return redact_query(obj) if obj.strip() else obj
+    if depth > 32:
+        return "<redacted: nested too deep>"
+    if isinstance(obj, dict):
+        return {k: _redacted(v, depth + 1) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_redacted(v, depth + 1) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_redacted(v, depth + 1) for v in obj)
+    if obj is None or isinstance(obj, bool | int | float):
+        return obj
+    content = getattr(obj, "content", None)
+    if content is not None and callable(getattr(obj, "model_copy", None)):  # a LangChain message
+        return obj.model_copy(update={"content": _redacted(content, depth + 1)})
+    from langgraph.types import Send
+
+    if isinstance(obj, Send):  # a routing function's fan-out carries the query
+        return Send(obj.node, _redacted(obj.arg, depth + 1))
+    # anything else would be serialized with its attributes: send its redacted text form instead
+    return _redacted(repr(obj), depth + 1)
+
+
+def _redacted_llm_result(response: Any) -> Any:
+    """An LLMResult copy whose generated texts have PII replaced."""
+    try:
+        out = response.model_copy(deep=True)
+        for gens in out.generations:
+            for gen in gens:
+                message = getattr(gen, "message", None)
+                if message is not None:
+                    gen.message = _redacted(message)
+                gen.text = _redacted(gen.text)
+        return out
+    except Exception as exc:  # never send what could not be redacted
+        log.debug("could not redact an LLM result: %s", exc)
+        return type(response)(generations=[]) if hasattr(response, "generations") else None
 
 
 def _llm_usage(response: Any) -> tuple[int, int] | None:

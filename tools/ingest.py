@@ -24,6 +24,7 @@ from tools.chunking import (
 )
 from tools.loaders import LoadFailure, iter_source_files, load_path
 from tools.metadata import read_sidecar, resolve_metadata, validate_metadata
+from tools.pii import KEY_ENV, PiiRedactor
 from tools.types import Chunk, Document, Parent
 
 DEFAULT_BATCH_SIZE = 64
@@ -59,6 +60,9 @@ class IngestReport:
     seconds: float = 0.0
     # documents removed by `ingest_paths(..., prune=True)` because their source file is gone
     deleted: list[str] = field(default_factory=list)
+    # PII replaced before indexing (redact_pii=...): entity type -> count, and whether it can be undone
+    pii: dict[str, int] | None = None
+    pii_reversible: bool = False
 
     @property
     def ok(self) -> bool:
@@ -82,6 +86,11 @@ class IngestReport:
             "deleted": list(self.deleted),
             "chunks_written": self.chunks_written,
             "seconds": round(self.seconds, 3),
+            **(
+                {"pii": {"redacted": dict(self.pii), "reversible": self.pii_reversible}}
+                if self.pii is not None
+                else {}
+            ),
         }
 
 
@@ -133,6 +142,26 @@ def _check_settings(child_tokens: int, parent_tokens: int, batch_size: int) -> N
         raise ConfigError(f"parent_tokens ({parent_tokens}) must be >= child_tokens ({child_tokens})")
 
 
+def pii_redactor(index: Any, redact_pii: bool | PiiRedactor | None) -> PiiRedactor | None:
+    """The redactor an ingest uses: None (off), the one given, or for True a default one whose mapping is
+    stored encrypted in `<index>/pii/` when RAGROUTE_PII_KEY is set (irreversible redaction otherwise)."""
+    if redact_pii is None or redact_pii is False:
+        return None
+    if isinstance(redact_pii, PiiRedactor):
+        return redact_pii
+    if redact_pii is not True:
+        raise ConfigError(f"redact_pii must be True, False or a PiiRedactor, got {redact_pii!r}")
+    path = getattr(index, "path", None)
+    if os.environ.get(KEY_ENV) and isinstance(path, str):
+        return PiiRedactor(store_path=pii_store_path(path))
+    return PiiRedactor()
+
+
+def pii_store_path(index_path: str) -> str:
+    """Where an index keeps its encrypted PII mappings."""
+    return os.path.join(index_path, "pii")
+
+
 def ingest_documents(
     index: IngestTarget,
     documents: Iterable[Document | LoadFailure],
@@ -144,11 +173,19 @@ def ingest_documents(
     parent_tokens: int = DEFAULT_PARENT_TOKENS,
     use_sidecar: bool = True,
     total: int | None = None,
+    redact_pii: bool | PiiRedactor | None = None,
 ) -> IngestReport:
-    """Ingest already-loaded documents (LoadFailures pass straight into the report)."""
+    """Ingest already-loaded documents (LoadFailures pass straight into the report).
+
+    `redact_pii`: True or a `PiiRedactor` replaces PII (emails, phones, cards, IBANs, IPs, SSNs, cued
+    names) in titles and texts with placeholders before anything is chunked, embedded or stored.
+    """
     _check_settings(child_tokens, parent_tokens, batch_size)
     cli = validate_metadata(meta or {})
+    redactor = pii_redactor(index, redact_pii)
     report = IngestReport()
+    if redactor is not None:
+        report.pii, report.pii_reversible = {}, redactor.reversible
     started = time.perf_counter()
     seen: dict[str, str] = {}
     pending: list[_Prepared] = []
@@ -168,6 +205,11 @@ def ingest_documents(
         except InputError as exc:
             report.failed.append((where, str(exc)))
             continue
+        if redactor is not None and report.pii is not None:
+            # placeholders are deterministic per document, so an unchanged file still hashes the same
+            doc, redaction = redactor.redact_document(doc)
+            for kind, n in redaction.counts().items():
+                report.pii[kind] = report.pii.get(kind, 0) + n
         digest = content_hash(doc, child_tokens=child_tokens, parent_tokens=parent_tokens)
         if index.document_hash(doc.doc_id) == digest:
             report.unchanged.append(doc.doc_id)
@@ -197,6 +239,7 @@ def ingest_paths(
     parent_tokens: int = DEFAULT_PARENT_TOKENS,
     use_sidecar: bool = True,
     prune: bool = False,
+    redact_pii: bool | PiiRedactor | None = None,
 ) -> IngestReport:
     """Load files/folders (recursive) and ingest them; doc ids are paths relative to each given folder.
 
@@ -225,6 +268,7 @@ def ingest_paths(
         parent_tokens=parent_tokens,
         use_sidecar=use_sidecar,
         total=total,
+        redact_pii=redact_pii,
     )
     if prune:
         started = time.perf_counter()
