@@ -17,6 +17,8 @@ from agent import providers
 from agent.context import Context, context_of
 from agent.state import RAGState
 from nodes.common import degrade, note, timed
+from nodes.retrieve import combined_filters
+from tools.versions import prefer_latest
 
 CLIFF = 0.35  # drop in min-max-normalised score between neighbours that ends the context
 MIN_K = 2
@@ -111,9 +113,14 @@ async def rerank(state: RAGState, runtime: Runtime[Context]) -> dict:
     ctx = context_of(runtime)
     route = state.get("route", "simple")
     lists = [r["hits"] for r in state.get("retrievals") or [] if r.get("hits")]
+    flt = combined_filters(ctx, state.get("filters"))
+    if ctx.prefer_latest_version:  # older versions of a document family give way to the newest one
+        lists = [prefer_latest(hits, filters=flt, question=state["question"]) for hits in lists]
     if route == "multihop":
         return _multihop(ctx, lists)
     fused = rrf_fuse(lists, ctx.rrf_k) if len(lists) > 1 else (lists[0] if lists else [])
+    if ctx.prefer_latest_version and len(lists) > 1:  # versions met in different lists
+        fused = prefer_latest(fused, filters=flt, question=state["question"])
     fused = fused[: max(ctx.candidate_k, ctx.k_for(route))]
     ranked, used, degradations = await _rerank(ctx, state["question"], fused)
     k, why = adaptive_k([float(h.get("score", 0.0)) for h in ranked], ctx.k_for(route))

@@ -102,7 +102,8 @@ def _newer(a: str, b: str) -> bool:
 
 
 def _family(meta: dict) -> str:
-    """Group versions by doc_type + title with version numbers removed."""
-    title = str(meta.get("title", ""))
-    version = str(meta.get("version", ""))
-    return f"{meta.get('doc_type', '')}|{title.replace(version, '').strip().lower()}"
+    """Group versions by document family (tools.versions.family_of: metadata `family`, else doc_type +
+    title without the version)."""
+    from tools.versions import family_of  # tools.versions imports this module
+
+    return family_of(meta) or f"{meta.get('doc_type', '')}|{str(meta.get('title', '')).strip().lower()}"

@@ -20,6 +20,9 @@ KNOWN_FIELDS: dict[str, str] = {
     "title": "str: display title; defaults to the first heading or the file name",
     "doc_type": "str, lower-cased: kind of document (technical, policy, faq...); picks fusion weights",
     "version": "str: dotted version such as 2.10.1 (a leading 'v' is dropped); compared numerically",
+    "family": "str: documents sharing it are versions of one document; only the newest is used unless a "
+    "filter names `version` or the question names the older one. Default: doc_type + title without the "
+    "version (tools/versions.py)",
     "last_updated": "ISO date or datetime (2024-05-01, 2024-05-01T10:00:00Z), stored as ISO text",
     "source": "str: where the document came from; defaults to the file path",
     "language": "str, lower-cased: language code such as en",
@@ -30,7 +33,7 @@ KNOWN_FIELDS: dict[str, str] = {
 }
 # keys the chunker and the index set on every chunk; a document cannot override them
 RESERVED_KEYS = frozenset({"doc_id", "chunk_id", "chunk_index", "parent_id", "section", "section_path"})
-_STRING_FIELDS = ("title", "source", "category")
+_STRING_FIELDS = ("title", "source", "category", "family")
 _LOWER_FIELDS = ("doc_type", "language")
 # keys are free-form, except what Chroma or the filter language would misread ($op, #doc, chroma:...)
 _KEY_RE = re.compile(r"^(?!chroma:)[^\s$#\x00-\x1f][^\x00-\x1f]*(?<=\S)$")
