@@ -588,6 +588,15 @@ def create_app(
             )
         return JSONResponse({"status": "ready", "index_dir": path, **info})
 
+    @app.get("/stats")
+    async def stats(request: Request) -> dict[str, Any]:
+        """Index statistics plus this server's cache levels (hits, misses, hit rate, size)."""
+        identity_of(request)
+        from agent import caching
+
+        index_stats = await asyncio.to_thread(lambda: holder.get().stats())
+        return {"index": index_stats, "cache": caching.stats()}
+
     @app.post("/ingest")
     async def ingest(request: Request) -> JSONResponse:
         """Ingest JSON documents ({"documents": [...], "meta": {...}}) or multipart files (+ meta field)."""
