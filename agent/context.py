@@ -11,6 +11,7 @@ from agent.errors import ConfigError
 
 RERANKERS = ("auto", "none", "cohere", "local", "maxsim")
 ROUTE_CHOICES = ("auto", "simple", "expand", "multihop")
+_OFF = ("0", "false", "no", "off")
 
 
 @dataclass
@@ -42,7 +43,8 @@ class Context:
     reranker_timeout_s: float = 10.0
     llm_timeout_s: float = 60.0
     strict: bool = False  # raise provider failures instead of degrading
-    cache: bool = True  # retrieval + response caches (agent/caching.py); keys include scope and index version
+    # retrieval + response caches (agent/caching.py), keyed by scope and index version; RAGROUTE_CACHE=0: off
+    cache: bool = field(default_factory=lambda: os.environ.get("RAGROUTE_CACHE", "1").lower() not in _OFF)
     cache_ttl_s: float = 600.0  # how long a cached answer is served
     prefer_latest_version: bool = True  # drop older versions of a document family unless asked for
     redact_query_pii: bool = False  # replace PII in the question before retrieval, models and traces
