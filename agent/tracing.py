@@ -304,6 +304,9 @@ def handler_class() -> type:
             usage = out.get("usage") if isinstance(out.get("usage"), dict) else None
             usage = usage if usage and any(usage.values()) else summary["usage"]
             meta = {"route": route, "faithfulness": faith, "usage": usage, "abstained": out.get("abstained")}
+            from agent.caching import run_stats
+
+            meta["cache"] = run_stats()  # this run's retrieval cache hits/misses (ask/aask runs)
             obs.update(metadata={k: v for k, v in meta.items() if v is not None})
             if route:
                 from langfuse._client.attributes import LangfuseOtelSpanAttributes as Attr
