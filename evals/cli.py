@@ -118,7 +118,7 @@ def print_table(results: dict[str, Any], regressions: list[dict[str, Any]] | Non
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 120)  # pipes and CI logs: don't squeeze columns
     metrics = results["metrics"]
     ds = results["dataset"]
     split = ds.get("split") or ds["kind"]
