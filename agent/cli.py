@@ -1,4 +1,4 @@
-"""The `ragroute` command line: ingest, search, ask, delete, stats, quickstart, eval, serve."""
+"""The `ragroute` CLI: ingest, search, ask, delete, restore, purge, stats, quickstart, eval, serve."""
 
 from __future__ import annotations
 
@@ -147,19 +147,55 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    """Delete documents by id from every store."""
+    """Delete documents by id from every search path (soft: restorable until purged; --hard: gone)."""
     index = _open_index(args)
     try:
-        results = {doc_id: index.delete_document(doc_id) for doc_id in args.doc_ids}
+        results = {doc_id: index.delete_document(doc_id, soft=not args.hard) for doc_id in args.doc_ids}
     finally:
         index.close()
     if args.json:
         deleted = [d for d, ok in results.items() if ok]
         _print_json({"deleted": deleted, "not_found": [d for d in results if d not in deleted]})
     else:
+        how = "deleted" if args.hard else "soft-deleted (ragroute restore ID, until ragroute purge)"
         for doc_id, ok in results.items():
-            print(f"{'deleted' if ok else 'not found'}: {doc_id}")
+            print(f"{how if ok else 'not found'}: {doc_id}")
     return 0 if all(results.values()) else 1
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Bring soft-deleted documents back."""
+    index = _open_index(args)
+    try:
+        results = {doc_id: index.restore_document(doc_id) for doc_id in args.doc_ids}
+    finally:
+        index.close()
+    restored = [d for d, ok in results.items() if ok]
+    if args.json:
+        _print_json({"restored": restored, "not_found": [d for d in results if d not in restored]})
+    else:
+        for doc_id, ok in results.items():
+            print(f"{'restored' if ok else 'not in the trash'}: {doc_id}")
+    return 0 if all(results.values()) else 1
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    """Hard-delete soft-deleted documents older than the grace period."""
+    if args.older_than < 0:
+        raise InputError(f"--older-than must be >= 0 days, got {args.older_than}")
+    index = _open_index(args)
+    try:
+        purged = index.purge_deleted(args.older_than)
+        left = len(index.deleted_documents())
+    finally:
+        index.close()
+    if args.json:
+        _print_json({"purged": purged, "still_soft_deleted": left})
+    else:
+        print(f"purged {len(purged)} soft-deleted document(s); {left} still restorable")
+        for doc_id in purged:
+            print(f"  purged: {doc_id}")
+    return 0
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -191,6 +227,10 @@ def _ask_overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["llm"] = args.llm
     if getattr(args, "reranker", None):
         overrides["reranker"] = args.reranker
+    if getattr(args, "redact_pii", False):
+        overrides["redact_query_pii"] = True
+    if getattr(args, "no_cache", False):
+        overrides["cache"] = False
     return overrides
 
 
@@ -289,9 +329,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_access_args(p)
     p.add_argument("--llm", help="chat model spec, e.g. openai:gpt-4o-mini (default: offline)")
     p.add_argument("--reranker", help="auto | none | local | cohere | cross-encoder:/path")
+    p.add_argument("--redact-pii", action="store_true",
+                   help="replace PII in the question before retrieval, models and traces")
+    p.add_argument("--no-cache", action="store_true", help="bypass the retrieval and answer caches")
 
-    p = add("delete", cmd_delete, "delete documents by id")
+    p = add("delete", cmd_delete, "delete documents by id (soft: restorable until purged)")
     p.add_argument("doc_ids", nargs="+")
+    p.add_argument("--hard", action="store_true", help="delete for good now (default: soft delete)")
+
+    p = add("restore", cmd_restore, "bring soft-deleted documents back")
+    p.add_argument("doc_ids", nargs="+")
+
+    p = add("purge", cmd_purge, "hard-delete soft-deleted documents past the grace period")
+    p.add_argument("--older-than", type=float, default=30.0, metavar="DAYS",
+                   help="only documents soft-deleted at least DAYS ago (default 30; 0: all)")
 
     add("stats", cmd_stats, "index statistics")
 

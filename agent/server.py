@@ -651,15 +651,15 @@ def create_app(
         return JSONResponse(report, status_code=status)
 
     @app.delete("/documents/{doc_id:path}")
-    async def delete_document(doc_id: str, request: Request) -> JSONResponse:
-        """Delete one document (all its chunks) by id."""
+    async def delete_document(doc_id: str, request: Request, soft: bool = False) -> JSONResponse:
+        """Delete one document (all its chunks) by id; ?soft=true keeps it restorable until purged."""
         ident = identity_of(request)
         if not ident.write:
             return JSONResponse({"detail": f"API key of {ident.user!r} may not delete"}, 403)
-        deleted = await asyncio.to_thread(lambda: holder.get().delete_document(doc_id))
+        deleted = await asyncio.to_thread(lambda: holder.get().delete_document(doc_id, soft=soft))
         if not deleted:
             return JSONResponse({"detail": f"no document with doc_id {doc_id!r}"}, 404)
-        return JSONResponse({"deleted": doc_id})
+        return JSONResponse({"deleted": doc_id, **({"soft": True} if soft else {})})
 
     app.add_middleware(
         GuardMiddleware,

@@ -3,7 +3,7 @@
 Layout of an index directory::
 
     docstore.sqlite   documents (content hash, metadata), chunks (text, metadata, tokens, vector id), parents,
-                      meta (version, embedder, analyzer)
+                      meta (version, uid, last update, embedder, analyzer), trash_* (soft-deleted documents)
     chroma/           Chroma persistent data (mode "persistent"; in mode "http" vectors live on the server)
     bm25.json         BM25 snapshot tagged with the index version (rebuilt from SQLite tokens when stale)
     lock              held with flock while a process has the index open
@@ -14,6 +14,10 @@ SQLite transaction that also bumps `version`, (3) deletes the old vectors. A pro
 leaves SQLite at the previous or the next state; on open, `reconcile()` deletes Chroma ids SQLite does not
 know and re-embeds ids SQLite knows but Chroma lacks, so Chroma, SQLite and BM25 always agree on what
 exists.
+
+Soft delete (`delete_document(doc_id, soft=True)`) moves a document's rows into the trash_* tables and drops
+its vectors and BM25 entries in the same way a hard delete does, so no search path can see it; within the
+grace period `restore_document` re-indexes it, and `purge_deleted(older_than_days)` forgets it for good.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from agent.errors import ConfigError, IndexError_, InputError
 from tools import filters as F
 from tools.analyzer import Analyzer
 from tools.bm25 import BM25Index
+from tools.cache import LRUCache
 from tools.embeddings import Embedder, embedder_name, get_embedder
 from tools.hybrid import DEFAULT_DOC_TYPE_WEIGHTS, rrf_fuse, validate_weights
 from tools.types import AccessScope, Chunk, Parent, SearchHit
@@ -64,7 +69,19 @@ CREATE INDEX IF NOT EXISTS chunks_parent ON chunks(parent_id);
 CREATE TABLE IF NOT EXISTS parents (
     parent_id TEXT PRIMARY KEY, doc_id TEXT NOT NULL, text TEXT NOT NULL, section TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS parents_doc ON parents(doc_id);
+CREATE TABLE IF NOT EXISTS trash_documents (
+    doc_id TEXT PRIMARY KEY, content_hash TEXT NOT NULL, metadata TEXT NOT NULL,
+    n_chunks INTEGER NOT NULL, updated_at REAL NOT NULL, deleted_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS trash_chunks (
+    chunk_id TEXT PRIMARY KEY, doc_id TEXT NOT NULL, ord INTEGER NOT NULL, text TEXT NOT NULL,
+    metadata TEXT NOT NULL, parent_id TEXT);
+CREATE INDEX IF NOT EXISTS trash_chunks_doc ON trash_chunks(doc_id);
+CREATE TABLE IF NOT EXISTS trash_parents (
+    parent_id TEXT PRIMARY KEY, doc_id TEXT NOT NULL, text TEXT NOT NULL, section TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS trash_parents_doc ON trash_parents(doc_id);
 """
+DEFAULT_GRACE_DAYS = 30.0  # soft-deleted documents `purge_deleted()` keeps by default
+_TRASH_TABLES = ("trash_documents", "trash_chunks", "trash_parents")
 
 
 def _default_path() -> str:
@@ -232,6 +249,8 @@ class HybridIndex:
         )
         self.bm25 = BM25Index()
         self._allowed_cache: OrderedDict[tuple[str, str, int], tuple[np.ndarray, set[str]]] = OrderedDict()
+        # repeated queries (classify's probe, retries, popular questions) skip the embedding model
+        self._query_vectors: LRUCache[list[float]] = LRUCache(2048, name="query_embeddings")
         self._check_embedder()
         self._load_memory()
         self.reconcile()
@@ -262,6 +281,16 @@ class HybridIndex:
         """Bumps on every change to the index contents (persisted; use it as a cache key)."""
         return int(self._meta_get("version") or 0)
 
+    @property
+    def uid(self) -> str:
+        """A random id made when the index was created: a rebuilt index at the same path gets another."""
+        return self._uid
+
+    def _bump(self) -> None:
+        """Inside a write transaction: a new version and the time of this change."""
+        self._meta_set("version", self.version + 1)
+        self._meta_set("updated_at", time.time())
+
     def _check_embedder(self) -> None:
         name = embedder_name(self.embedder)
         dim = len(self.embedder.embed_query("dimension probe"))
@@ -281,6 +310,11 @@ class HybridIndex:
         self._meta_set("embedding_dim", dim)
         if self._meta_get("version") is None:
             self._meta_set("version", 0)
+        if self._meta_get("uid") is None:
+            import uuid
+
+            self._meta_set("uid", uuid.uuid4().hex)
+        self._uid = str(self._meta_get("uid"))
         self._db.execute("COMMIT")
 
     def _load_memory(self) -> None:
@@ -542,7 +576,9 @@ class HybridIndex:
                         "updated_at) VALUES (?,?,?,?,?)",
                         (doc_id, chash, _dumps(dmeta), len(rows), now),
                     )
-                self._meta_set("version", self.version + 1)
+                    for table in _TRASH_TABLES:  # re-ingesting a soft-deleted document revives it
+                        db.execute(f"DELETE FROM {table} WHERE doc_id=?", (doc_id,))
+                self._bump()
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -569,8 +605,12 @@ class HybridIndex:
             self.store.delete(stale)
         return statuses
 
-    def delete_document(self, doc_id: str) -> bool:
-        """Remove a document and its chunks/parents; False if it was not indexed."""
+    def delete_document(self, doc_id: str, *, soft: bool = False) -> bool:
+        """Remove a document from every search path; False if it was neither indexed nor soft-deleted.
+
+        soft=True keeps its rows in the trash (restore_document / purge_deleted); a hard delete also
+        forgets a soft-deleted copy and the document's stored PII mapping.
+        """
         self._check_open()
         self._sync()
         with self._write_lock, self._lock:
@@ -580,17 +620,46 @@ class HybridIndex:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
+                trashed = 0
+                live = db.execute("SELECT 1 FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
+                if soft and live:  # an older soft-deleted copy gives way to this one
+                    for table in _TRASH_TABLES:
+                        db.execute(f"DELETE FROM {table} WHERE doc_id=?", (doc_id,))
+                    db.execute(
+                        "INSERT INTO trash_documents(doc_id, content_hash, metadata, n_chunks, updated_at, "
+                        "deleted_at) SELECT doc_id, content_hash, metadata, n_chunks, updated_at, ? "
+                        "FROM documents WHERE doc_id=?",
+                        (time.time(), doc_id),
+                    )
+                    db.execute(
+                        "INSERT INTO trash_chunks(chunk_id, doc_id, ord, text, metadata, parent_id) "
+                        "SELECT chunk_id, doc_id, ord, text, metadata, parent_id FROM chunks WHERE doc_id=?",
+                        (doc_id,),
+                    )
+                    db.execute(
+                        "INSERT INTO trash_parents(parent_id, doc_id, text, section) "
+                        "SELECT parent_id, doc_id, text, section FROM parents WHERE doc_id=?",
+                        (doc_id,),
+                    )
+                elif not soft:
+                    trashed = db.execute("DELETE FROM trash_documents WHERE doc_id=?", (doc_id,)).rowcount
+                    db.execute("DELETE FROM trash_chunks WHERE doc_id=?", (doc_id,))
+                    db.execute("DELETE FROM trash_parents WHERE doc_id=?", (doc_id,))
                 n = db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,)).rowcount
                 db.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
                 db.execute("DELETE FROM parents WHERE doc_id=?", (doc_id,))
                 if n:
-                    self._meta_set("version", self.version + 1)
+                    self._bump()
+                if not soft and (n or trashed):
+                    self._meta_set("hard_deleted", int(self._meta_get("hard_deleted") or 0) + 1)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+            if not soft and (n or trashed):
+                self._forget_pii(doc_id)
             if not n:
-                return False
+                return bool(trashed)
             for cid, vid in old:
                 self._meta.pop(cid, None)
                 self._vid_to_cid.pop(vid, None)
@@ -599,6 +668,89 @@ class HybridIndex:
             self.store.delete([vid for _, vid in old])
             self._after_change()
             return True
+
+    def deleted_documents(self) -> list[dict[str, Any]]:
+        """Soft-deleted documents: doc_id, n_chunks, metadata, updated_at, deleted_at (oldest first)."""
+        self._check_open()
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT doc_id, n_chunks, metadata, updated_at, deleted_at FROM trash_documents "
+                "ORDER BY deleted_at, doc_id"
+            ).fetchall()
+        return [
+            {"doc_id": d, "n_chunks": n, "metadata": json.loads(m), "updated_at": u, "deleted_at": t}
+            for d, n, m, u, t in rows
+        ]
+
+    def restore_document(self, doc_id: str) -> bool:
+        """Bring a soft-deleted document back (re-embedding its chunks); False if it is not in the trash."""
+        self._check_open()
+        with self._write_lock:
+            with self._lock:
+                doc = self._db.execute(
+                    "SELECT content_hash, metadata FROM trash_documents WHERE doc_id=?", (doc_id,)
+                ).fetchone()
+                if doc is None:
+                    return False
+                chunks = [
+                    Chunk(chunk_id=c, doc_id=doc_id, text=t, metadata=json.loads(m), parent_id=p)
+                    for c, t, m, p in self._db.execute(
+                        "SELECT chunk_id, text, metadata, parent_id FROM trash_chunks WHERE doc_id=? "
+                        "ORDER BY ord",
+                        (doc_id,),
+                    )
+                ]
+                parents = [
+                    Parent(parent_id=p, doc_id=doc_id, text=t, section=s)
+                    for p, t, s in self._db.execute(
+                        "SELECT parent_id, text, section FROM trash_parents WHERE doc_id=?", (doc_id,)
+                    )
+                ]
+            if self.document_hash(doc_id) is not None:  # re-ingested meanwhile: the live copy wins
+                return False
+            # the upsert clears the trash rows in its own transaction
+            self.upsert_documents([(doc_id, chunks, parents, doc[0], json.loads(doc[1]))])
+            return True
+
+    def purge_deleted(self, older_than_days: float = DEFAULT_GRACE_DAYS) -> list[str]:
+        """Forget soft-deleted documents deleted more than `older_than_days` ago (0: all); their ids."""
+        if isinstance(older_than_days, bool) or not isinstance(older_than_days, int | float) or not (
+            older_than_days >= 0
+        ):
+            raise InputError(f"older_than_days must be a number >= 0, got {older_than_days!r}")
+        self._check_open()
+        cutoff = time.time() - float(older_than_days) * 86400.0
+        with self._write_lock, self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                ids = [
+                    d
+                    for (d,) in db.execute(
+                        "SELECT doc_id FROM trash_documents WHERE deleted_at <= ? ORDER BY doc_id", (cutoff,)
+                    )
+                ]
+                for doc_id in ids:
+                    for table in _TRASH_TABLES:
+                        db.execute(f"DELETE FROM {table} WHERE doc_id=?", (doc_id,))
+                if ids:
+                    self._meta_set("hard_deleted", int(self._meta_get("hard_deleted") or 0) + len(ids))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        for doc_id in ids:
+            self._forget_pii(doc_id)
+        return ids
+
+    def _forget_pii(self, doc_id: str) -> None:
+        """Remove the document's encrypted PII mapping (tools.ingest stores it in <index>/pii/)."""
+        from tools.pii import mapping_id_for
+
+        try:
+            os.remove(os.path.join(self.path, "pii", f"{mapping_id_for(doc_id)}.pii"))
+        except FileNotFoundError:
+            pass
 
     def _after_change(self) -> None:
         self._loaded_version = self.version
@@ -663,7 +815,7 @@ class HybridIndex:
         if not self._vid_to_cid:
             return []
         where = F.compile_where(node, access)
-        qv = self.embedder.embed_query(query)
+        qv = self._query_vectors.get_or_compute(query, lambda: list(self.embedder.embed_query(query)))
         res = self.store.query(qv, n, where=where)
         out = []
         for vid, score in res:
@@ -883,16 +1035,38 @@ class HybridIndex:
     def stats(self) -> dict[str, Any]:
         """Counts and configuration, for the CLI and health checks."""
         self._check_open()
+        from tools.versions import family_of
+
         with self._lock:
             docs = self._db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
             chunks = self._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
             parents = self._db.execute("SELECT COUNT(*) FROM parents").fetchone()[0]
+            soft = self._db.execute("SELECT COUNT(*), MIN(deleted_at) FROM trash_documents").fetchone()
+            updated = self._meta_get("updated_at")
+            hard = int(self._meta_get("hard_deleted") or 0)
+            families: dict[str, set[str]] = {}
+            versioned: set[str] = set()
+            for meta in self._meta.values():
+                fam = family_of(meta)
+                if fam:
+                    families.setdefault(fam, set()).add(str(meta.get("version")))
+                    versioned.add(str(meta.get("doc_id")))
         return {
             "path": self.path,
             "version": self.version,
             "documents": docs,
             "chunks": chunks,
             "parents": parents,
+            "versions": {
+                "versioned_documents": len(versioned),
+                "families": len(families),
+                "families_with_several_versions": sum(1 for v in families.values() if len(v) > 1),
+            },
+            "soft_deleted": soft[0],
+            "oldest_soft_delete": _iso(soft[1]),
+            "hard_deleted": hard,
+            "last_update": _iso(float(updated) if updated else None),
+            "query_embedding_cache": self._query_vectors.stats(),
             "vectors": self.store.count(),
             "bm25": self.bm25.stats(),
             "embedding": embedder_name(self.embedder),
@@ -925,6 +1099,15 @@ class HybridIndex:
                 self.close()
         except Exception:
             pass
+
+
+def _iso(ts: float | None) -> str | None:
+    """A UNIX time as an ISO UTC timestamp (None stays None)."""
+    if ts is None:
+        return None
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(float(ts), dt.UTC).isoformat(timespec="seconds")
 
 
 def open_index(path: str | Path | None = None, **config_kw: Any) -> HybridIndex:
