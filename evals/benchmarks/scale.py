@@ -221,13 +221,22 @@ def run_size(
     return row
 
 
+def _torch_threads() -> int | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    return int(torch.get_num_threads())
+
+
 def to_markdown(result: dict[str, Any]) -> str:
     """The results as a Markdown report."""
     env = result["environment"]
     lines = [
         "# Scale: ingest, query latency, memory",
         "",
-        f"{env['cpu_count']} shared CPU cores, {env['platform']}, {env['timestamp']}. Real SciFact text; "
+        f"{env['cpu_count']} shared CPU cores (torch threads: {env.get('torch_threads')}), "
+        f"{env['platform']}, {env['timestamp']}. Real SciFact text; "
         f"{result['queries']} real claims as queries. Produced by `python -m evals.benchmarks.scale`.",
         "",
         f"MiniLM alone: {result['model_embed_chunks_per_s']} chunks/s on this machine.",
@@ -352,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "distinct_pieces": len(pieces),
         "sizes": rows,
         "notes": notes,
-        "environment": environment_info(),
+        "environment": {**environment_info(), "torch_threads": _torch_threads()},
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
