@@ -13,7 +13,10 @@ from agent.api import aask
 from nodes.retrieve import search
 from tests.conftest import corpus_batch
 from tests.node_fakes import FailingReranker
+from tests.unit import test_tracing
 from tools.cache import RagCache
+
+langfuse_memory = test_tracing.langfuse_memory  # spans in memory (fixture shared with test_tracing)
 
 Q_SALARY = "When are engineering salary bands reviewed?"
 Q_TOKENS = "How long do refresh tokens last?"
@@ -218,32 +221,13 @@ def test_embedder_serves_repeats_from_the_lru_level() -> None:
     assert (again[1] == first[0]).all() and (again[0] == first[1]).all()
 
 
-async def test_trace_root_reports_the_runs_cache_counts(setup: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_trace_root_reports_the_runs_cache_counts(setup: Any, langfuse_memory: Any) -> None:
     import json
-    import uuid
 
-    from langfuse import Langfuse
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    from agent import tracing
-
-    exporter = InMemorySpanExporter()
-    client = Langfuse(
-        public_key=f"pk-lf-cache-{uuid.uuid4().hex[:8]}",
-        secret_key="sk-lf-unit-test",
-        base_url="http://127.0.0.1:9",
-        tracer_provider=TracerProvider(),
-        span_exporter=exporter,
-    )
-    monkeypatch.setattr(client._resources, "add_score_task", lambda score, **kw: None)
-    tracing.set_client(client)
-    try:
-        _, path, _ = setup
-        await aask(Q_TOKENS, index_dir=path)
-        client.flush()
-    finally:
-        tracing.set_client(None)
+    client, exporter, _ = langfuse_memory
+    _, path, _ = setup
+    await aask(Q_TOKENS, index_dir=path)
+    client.flush()
     root = next(s for s in exporter.get_finished_spans() if s.name == "ragroute")
     cache = json.loads(root.attributes["langfuse.observation.metadata.cache"])
     assert cache == {"retrieval_hits": 1, "retrieval_misses": 1}

@@ -5,7 +5,6 @@ searchable, the encrypted mapping holds no plaintext and restores the originals,
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,9 +15,12 @@ from agent import caching, providers, tracing
 from agent.api import aask
 from agent.cli import main
 from agent.context import Context
+from tests.unit import test_tracing
 from tools.ingest import ingest_documents, ingest_paths, pii_store_path
 from tools.pii import KEY_ENV, PiiRedactor, generate_key
 from tools.types import Document
+
+langfuse_memory = test_tracing.langfuse_memory  # spans in memory (fixture shared with test_tracing)
 
 EMAIL = "jane.roe@example.com"
 PHONE = "+1 415 555 0134"
@@ -120,27 +122,6 @@ def test_ingest_paths_passes_a_redactor(make_index: Any, tmp_path: Path) -> None
 # ---------------------------------------------------------------------------------------- traces
 
 
-@pytest.fixture
-def langfuse_memory(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any]]:
-    """A Langfuse client whose spans land in memory (as in tests/unit/test_tracing.py)."""
-    from langfuse import Langfuse
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    exporter = InMemorySpanExporter()
-    client = Langfuse(
-        public_key=f"pk-lf-pii-{uuid.uuid4().hex[:8]}",
-        secret_key="sk-lf-unit-test",
-        base_url="http://127.0.0.1:9",
-        tracer_provider=TracerProvider(),
-        span_exporter=exporter,
-    )
-    monkeypatch.setattr(client._resources, "add_score_task", lambda score, **kw: None)
-    tracing.set_client(client)
-    yield client, exporter
-    tracing.set_client(None)
-
-
 def span_text(exporter: Any) -> str:
     return " ".join(json.dumps(dict(s.attributes), default=str) for s in exporter.get_finished_spans())
 
@@ -149,7 +130,7 @@ QUESTION = f"I am {EMAIL}, phone {PHONE}: how long do refresh tokens last?"
 
 
 async def test_ask_redacts_the_question_everywhere(make_index: Any, langfuse_memory: Any) -> None:
-    client, exporter = langfuse_memory
+    client, exporter, _ = langfuse_memory
     index = make_index()
     providers.register_index(index.path, index)
     out = await aask(QUESTION, index_dir=index.path, redact_query_pii=True)
@@ -164,7 +145,7 @@ async def test_raw_graph_runs_redact_spans(make_index: Any, langfuse_memory: Any
     """The server calls the graph directly (langserve): the handler itself keeps PII out of every span."""
     from agent.graph import graph
 
-    client, exporter = langfuse_memory
+    client, exporter, _ = langfuse_memory
     index = make_index()
     providers.register_index(index.path, index)
     ctx = Context(index_dir=index.path, redact_query_pii=True)
@@ -176,7 +157,7 @@ async def test_raw_graph_runs_redact_spans(make_index: Any, langfuse_memory: Any
 
 async def test_without_redaction_the_trace_has_the_question(make_index: Any, langfuse_memory: Any) -> None:
     """The control: the assertions above would see the PII if redaction did nothing."""
-    client, exporter = langfuse_memory
+    client, exporter, _ = langfuse_memory
     index = make_index()
     providers.register_index(index.path, index)
     await aask(QUESTION, index_dir=index.path)
