@@ -195,6 +195,12 @@ async def classify(state: RAGState, runtime: Runtime[Context]) -> dict:
     question = (state.get("question") or "").strip()
     if not question:
         raise InputError("question is empty; ask something")
+    redacted: dict[str, str] = {}
+    if ctx.redact_query_pii:  # server runs arrive here with the raw question (ask() redacts before)
+        from tools.pii import redact_query
+
+        question = redact_query(question)
+        redacted = {"question": question}  # every later node reads the redacted question
     started = time.time()
     probe = await asearch(ctx, question, PROBE_K, state.get("filters"))
     feats = features(question, probe)
@@ -223,4 +229,5 @@ async def classify(state: RAGState, runtime: Runtime[Context]) -> dict:
         "features": feats,
         "probe": probe,
         "trace": Overwrite([note("classify", route=route, reason=reason, features=feats)]),
+        **redacted,
     }

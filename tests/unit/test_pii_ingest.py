@@ -163,3 +163,20 @@ async def test_without_redaction_the_trace_has_the_question(make_index: Any, lan
     await aask(QUESTION, index_dir=index.path)
     client.flush()
     assert EMAIL in span_text(exporter)
+
+
+async def test_raw_graph_runs_retrieve_and_generate_from_the_redacted_question(make_index: Any) -> None:
+    """Without ask() in front (the server), classify redacts the question for every later node."""
+    from agent.graph import graph
+
+    index = make_index()
+    providers.register_index(index.path, index)
+    seen: list[str] = []
+    ctx = Context(index_dir=index.path, redact_query_pii=True)
+    async for update in graph.astream({"question": QUESTION}, context=ctx, stream_mode="updates"):
+        for node, data in update.items():
+            if node == "classify":
+                seen.append(data["question"])
+            if node == "retrieve":
+                seen += [r["query"] for r in data["retrievals"]]
+    assert seen and all(EMAIL not in q and "<EMAIL_1>" in q for q in seen)
