@@ -251,6 +251,7 @@ class ServerSettings:
     keys: dict[str, Identity] = field(default_factory=dict)
     max_question_chars: int = DEFAULT_MAX_QUESTION_CHARS
     tracing: bool = True
+    redact_pii: bool = False  # force Context.redact_query_pii on every run
 
 
 class IndexHolder:
@@ -330,6 +331,7 @@ def server_configurable(
         "index_dir": settings.index_dir,
         "llm": settings.llm,
         **identity.configurable(),
+        **({"redact_query_pii": True} if settings.redact_pii else {}),
     }
     Context.from_dict(merged)  # the full combination must validate (k bounds etc.)
     return merged
@@ -450,6 +452,7 @@ def create_app(
     max_question_chars: int = DEFAULT_MAX_QUESTION_CHARS,
     anonymous: Identity | None = ANONYMOUS,
     tracing: bool = True,
+    redact_pii: bool = False,
 ) -> Any:
     """The FastAPI app: langserve routes for the graph under /ask plus ingest, delete, health and ready.
 
@@ -471,7 +474,12 @@ def create_app(
     if llm is not None:
         Context(llm=llm)  # validate early
     settings = ServerSettings(
-        index_dir=path, llm=llm, keys=keys, max_question_chars=max_question_chars, tracing=tracing
+        index_dir=path,
+        llm=llm,
+        keys=keys,
+        max_question_chars=max_question_chars,
+        tracing=tracing,
+        redact_pii=redact_pii,
     )
     holder = IndexHolder(path, index)
 
@@ -682,7 +690,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise InputError(f"--port must be between 1 and 65535, got {args.port}")
-    app = create_app(args.serve_index or index_dir(args), args.api_keys, llm=args.llm)
+    app = create_app(
+        args.serve_index or index_dir(args), args.api_keys, llm=args.llm, redact_pii=args.redact_pii
+    )
     if not app.state.settings.keys and args.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning(
             "serving on %s without API keys: anyone who can reach it may ingest and delete", args.host
@@ -708,5 +718,7 @@ def register(subparsers: Any) -> None:
         "(default: $RAGROUTE_API_KEYS or $RAGROUTE_API_KEYS_FILE; none: open, public documents only)",
     )
     p.add_argument("--llm", help="chat model for every run, e.g. openai:gpt-4o-mini (default: offline)")
+    p.add_argument("--redact-pii", action="store_true",
+                   help="replace PII in every question before retrieval, models and traces")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=cmd_serve)

@@ -180,3 +180,14 @@ async def test_raw_graph_runs_retrieve_and_generate_from_the_redacted_question(m
             if node == "retrieve":
                 seen += [r["query"] for r in data["retrievals"]]
     assert seen and all(EMAIL not in q and "<EMAIL_1>" in q for q in seen)
+
+
+def test_server_can_force_query_redaction(make_index: Any) -> None:
+    from agent.server import ANONYMOUS, create_app, server_configurable
+
+    index = make_index(empty=True)
+    forced = create_app(index.path, {}, index=index, tracing=False, redact_pii=True).state.settings
+    assert server_configurable({"redact_query_pii": False}, ANONYMOUS, forced)["redact_query_pii"] is True
+    free = create_app(index.path, {}, index=index, tracing=False).state.settings
+    assert "redact_query_pii" not in server_configurable({}, ANONYMOUS, free)
+    assert server_configurable({"redact_query_pii": True}, ANONYMOUS, free)["redact_query_pii"] is True
