@@ -251,7 +251,7 @@ class ServerSettings:
     keys: dict[str, Identity] = field(default_factory=dict)
     max_question_chars: int = DEFAULT_MAX_QUESTION_CHARS
     tracing: bool = True
-    redact_pii: bool = False  # force Context.redact_query_pii on every run
+    redact_pii: bool = False  # force Context.redact_query_pii on every run and redact ingested documents
 
 
 class IndexHolder:
@@ -651,7 +651,14 @@ def create_app(
         def run() -> dict[str, Any]:
             from tools.ingest import ingest_documents
 
-            report = ingest_documents(holder.get(), docs, meta=meta, progress=False, use_sidecar=False)
+            report = ingest_documents(
+                holder.get(),
+                docs,
+                meta=meta,
+                progress=False,
+                use_sidecar=False,
+                redact_pii=settings.redact_pii,
+            )
             return report.to_dict()
 
         report = await asyncio.to_thread(run)
@@ -719,6 +726,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--llm", help="chat model for every run, e.g. openai:gpt-4o-mini (default: offline)")
     p.add_argument("--redact-pii", action="store_true",
-                   help="replace PII in every question before retrieval, models and traces")
+                   help="replace PII in every question (before retrieval, models and traces) and in every "
+                   "ingested document (mapping kept encrypted when RAGROUTE_PII_KEY is set)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=cmd_serve)

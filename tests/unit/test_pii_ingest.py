@@ -191,3 +191,24 @@ def test_server_can_force_query_redaction(make_index: Any) -> None:
     free = create_app(index.path, {}, index=index, tracing=False).state.settings
     assert "redact_query_pii" not in server_configurable({}, ANONYMOUS, free)
     assert server_configurable({"redact_query_pii": True}, ANONYMOUS, free)["redact_query_pii"] is True
+
+
+async def test_redacting_server_redacts_ingested_documents(
+    make_index: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import httpx
+
+    from agent.server import create_app
+
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    index = make_index(empty=True)
+    keys = {"w-key-000000001": {"user": "wes", "groups": [], "clearance": 0, "write": True}}
+    app = create_app(index.path, keys, index=index, tracing=False, redact_pii=True)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        r = await client.post(
+            "/ingest",
+            json={"documents": [{"doc_id": "contacts", "text": TEXT, "title": "Escalation contacts"}]},
+            headers={"X-API-Key": "w-key-000000001"},
+        )
+    assert r.status_code == 200 and r.json()["pii"]["redacted"] == {"EMAIL": 1, "PHONE": 1}
+    assert all(EMAIL not in t for t in stored_texts(index))
