@@ -279,7 +279,10 @@ class HybridIndex:
     @property
     def version(self) -> int:
         """Bumps on every change to the index contents (persisted; use it as a cache key)."""
-        return int(self._meta_get("version") or 0)
+        # under the lock: a writer bumps the version inside its transaction and updates the in-memory
+        # maps before releasing it, so a reader never pairs the new version with the old contents
+        with self._lock:
+            return int(self._meta_get("version") or 0)
 
     @property
     def uid(self) -> str:
