@@ -90,3 +90,29 @@ def test_langchain_failures_become_provider_errors():
         LangChainEmbedder(Broken(), name="broken").embed_query("x")
     with pytest.raises(ConfigError, match="expected a LangChain Embeddings"):
         LangChainEmbedder(object(), name="bad")
+
+
+def test_precision_setting_is_validated(monkeypatch):
+    from tools.embeddings import resolve_precision
+
+    monkeypatch.setenv("RAGROUTE_EMBED_PRECISION", "fp32")
+    assert resolve_precision() == "fp32"
+    assert resolve_precision("bf16") == "bf16"
+    monkeypatch.setenv("RAGROUTE_EMBED_PRECISION", "fp8")
+    with pytest.raises(ConfigError, match="fp8"):
+        resolve_precision()
+
+
+def test_bf16_embeddings_agree_with_fp32(embedder, monkeypatch):
+    texts = ["Access tokens expire after 15 minutes.", "Reciprocal rank fusion combines rankings.", "x" * 300]
+    before = embedder.precision
+    try:
+        embedder.precision = "fp32"
+        full = embedder.embed_documents(texts)
+        embedder.precision = "bf16"
+        half = embedder.embed_documents(texts)
+    finally:
+        embedder.precision = before
+    for a, b in zip(full, half, strict=True):
+        assert cos(a, b) > 0.999
+        assert abs(math.fsum(x * x for x in b) - 1.0) < 1e-3
