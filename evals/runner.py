@@ -535,7 +535,8 @@ def score_graph_output(
     usage = dict(out.get("usage") or {})
     cost = M.query_cost(out.get("generator"), usage, prices)
     timings = {k: float(v) for k, v in (out.get("timings") or {}).items() if isinstance(v, int | float)}
-    cache_hit = out.get("cache_hit", out.get("cached"))
+    cache_state = (out.get("cache") or {}).get("response")  # "hit" | "miss" | "off"
+    cache_hit = None if cache_state in (None, "off") else cache_state == "hit"
     return {
         "qid": q.qid,
         "question": q.text,
@@ -555,7 +556,8 @@ def score_graph_output(
         "timings": timings,
         "usage": usage,
         "cost_usd": cost,
-        "cache_hit": bool(cache_hit) if cache_hit is not None else None,
+        "cache_hit": cache_hit,
+        "retrieval_cache_hits": (out.get("cache") or {}).get("retrieval_hits"),
         "metrics": m,
     }
 

@@ -168,6 +168,10 @@ def test_graph_eval_on_tiny_beir_with_the_real_graph(tiny_beir, eval_root):
     # gold passages are among what the graph retrieved for these one-passage questions
     assert m["supporting_retrieved"] == 1.0
     assert m["cost_per_query_usd"] == 0.0  # offline generator
+    # the same questions again: every answer comes from the response cache, and the eval says so
+    again = runner.run_graph_eval(load_beir(tiny_beir), {"cache": True}, limit=2, progress=False)
+    assert again["metrics"]["cache_hit_rate"] == 1.0
+    assert [r["answer"] for r in again["records"]] == [r["answer"] for r in results["records"]]
 
 
 def test_eval_subcommand_is_registered_on_the_main_cli():
