@@ -23,6 +23,7 @@ from agent.errors import ConfigError, ProviderError
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no "Loading weights" bar on every start
 
 PRECISIONS = ("auto", "fp32", "bf16")
 EMBEDDING_SPECS = ('"minilm"', '"hf:/path/to/sentence-transformers-dir"', '"langchain:pkg.module:ClassName"')
