@@ -25,6 +25,7 @@ from typing import Any
 
 from agent.context import RERANKERS, Context
 from agent.errors import ConfigError, InputError, ProviderError, RagrouteError
+from tools.types import AccessScope, Document
 
 try:  # route signatures are resolved from module globals (postponed annotations), so import it here
     from fastapi import Request
@@ -73,6 +74,10 @@ class Identity:
     clearance: int = 0
     write: bool = False  # may POST /ingest and DELETE /documents/{id}
     unrestricted: bool = False  # sees every document (trusted service keys)
+
+    def scope(self) -> AccessScope | None:
+        """The caller's AccessScope for index calls (None: unrestricted)."""
+        return None if self.unrestricted else AccessScope(groups=list(self.groups), clearance=self.clearance)
 
     def configurable(self) -> dict[str, Any]:
         """The access fields forced into the run's configurable."""
@@ -651,14 +656,24 @@ def create_app(
         def run() -> dict[str, Any]:
             from tools.ingest import ingest_documents
 
+            index = holder.get()
+            # never let a key overwrite a document it cannot read (same message whether or not it exists)
+            scope = ident.scope()
+            denied_ids = {
+                id(d) for d in docs if isinstance(d, Document) and not index.can_modify(d.doc_id, scope)
+            }
+            denied = [d for d in docs if id(d) in denied_ids]
+            allowed = [d for d in docs if id(d) not in denied_ids]
             report = ingest_documents(
-                holder.get(),
-                docs,
+                index,
+                allowed,
                 meta=meta,
                 progress=False,
                 use_sidecar=False,
                 redact_pii=settings.redact_pii,
             )
+            for doc in denied:
+                report.failed.append((doc.doc_id, "this API key may not write this document id"))
             return report.to_dict()
 
         report = await asyncio.to_thread(run)
@@ -671,7 +686,13 @@ def create_app(
         ident = identity_of(request)
         if not ident.write:
             return JSONResponse({"detail": f"API key of {ident.user!r} may not delete"}, 403)
-        deleted = await asyncio.to_thread(lambda: holder.get().delete_document(doc_id, soft=soft))
+
+        def run() -> bool:
+            index = holder.get()
+            # a document the key cannot read looks exactly like a missing one
+            return index.can_modify(doc_id, ident.scope()) and index.delete_document(doc_id, soft=soft)
+
+        deleted = await asyncio.to_thread(run)
         if not deleted:
             return JSONResponse({"detail": f"no document with doc_id {doc_id!r}"}, 404)
         return JSONResponse({"deleted": doc_id, **({"soft": True} if soft else {})})
@@ -725,8 +746,11 @@ def register(subparsers: Any) -> None:
         "(default: $RAGROUTE_API_KEYS or $RAGROUTE_API_KEYS_FILE; none: open, public documents only)",
     )
     p.add_argument("--llm", help="chat model for every run, e.g. openai:gpt-4o-mini (default: offline)")
-    p.add_argument("--redact-pii", action="store_true",
-                   help="replace PII in every question (before retrieval, models and traces) and in every "
-                   "ingested document (mapping kept encrypted when RAGROUTE_PII_KEY is set)")
+    p.add_argument(
+        "--redact-pii",
+        action="store_true",
+        help="replace PII in every question (before retrieval, models and traces) and in every "
+        "ingested document (mapping kept encrypted when RAGROUTE_PII_KEY is set)",
+    )
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=cmd_serve)

@@ -1023,6 +1023,20 @@ class HybridIndex:
         """Chunk ids that have a vector in Chroma (for consistency checks)."""
         return {self._vid_to_cid.get(v, f"<stray:{v}>") for v in self.store.ids()}
 
+    def document_metadata(self, doc_id: str) -> dict[str, Any] | None:
+        """The stored document-level metadata of `doc_id`, or None if no such (live) document exists."""
+        self._check_open()
+        with self._lock:
+            row = self._db.execute("SELECT metadata FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def can_modify(self, doc_id: str, access: AccessScope | None) -> bool:
+        """True when `access` may replace or delete `doc_id`: it is new, or its current ACL admits the caller.
+
+        A caller must never overwrite (or delete) a document it cannot read."""
+        meta = self.document_metadata(doc_id)
+        return meta is None or F.acl_allows(meta, access)
+
     def list_documents(self) -> list[dict[str, Any]]:
         """One dict per document: doc_id, content_hash, n_chunks, metadata, updated_at."""
         self._check_open()
