@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
+
+from langgraph.types import StreamMode
 
 from agent import caching
 from agent.context import Context
 from agent.errors import InputError
 from agent.graph import graph
-from agent.state import OutputState
+from agent.state import InputState, OutputState
 from agent.tracing import traced_config
 
 OUTPUT_KEYS = tuple(OutputState.__annotations__)
@@ -57,7 +59,8 @@ async def aask(question: str, **overrides: Any) -> dict[str, Any]:
     inputs, ctx = _inputs(question, overrides)
 
     async def run(values: dict[str, Any]) -> dict[str, Any]:
-        return _shape(await graph.ainvoke(values, context=ctx, config=traced_config(ctx=ctx)))
+        state = cast(InputState, values)
+        return _shape(await graph.ainvoke(state, context=ctx, config=traced_config(ctx=ctx)))
 
     # the response cache; the output's `cache` says {"response": "hit"|"miss"|"off", "retrieval_hits": n, ...}
     return await caching.answer(inputs, ctx, run)
@@ -68,9 +71,11 @@ async def astream(question: str, **overrides: Any) -> AsyncIterator[dict[str, An
     answer, and finally {"type": "result", "data": output dict}."""
     inputs, ctx = _inputs(question, overrides)
     final: dict[str, Any] = {}
-    async for mode, chunk in graph.astream(
-        inputs, context=ctx, stream_mode=["updates", "messages", "values"], config=traced_config(ctx=ctx)
+    modes: list[StreamMode] = ["updates", "messages", "values"]
+    async for part in graph.astream(
+        cast(InputState, inputs), context=ctx, stream_mode=modes, config=traced_config(ctx=ctx)
     ):
+        mode, chunk = cast(tuple[str, Any], part)  # a list of modes yields (mode, chunk) pairs
         if mode == "updates":
             for node, data in chunk.items():
                 yield {"type": "update", "node": node, "data": data}
