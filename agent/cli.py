@@ -112,7 +112,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def _where(title: str | None, section: str | None) -> str:
-    """"Title > Section", without repeating a title that is also the section's first heading."""
+    """ "Title > Section", without repeating a title that is also the section's first heading."""
     title, section = title or "", section or ""
     if section.startswith(title):
         return section or title
@@ -279,8 +279,10 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
         _print_json({"ingest": report.to_dict(), "search": [h.to_dict() for h in hits], "ask": result})
         return 0
     print(f"Indexed the sample corpus ({corpus}) into {index_dir(args)}:")
-    print(f"  added {len(report.added)}, updated {len(report.updated)}, unchanged {len(report.unchanged)}, "
-          f"failed {len(report.failed)}\n")
+    print(
+        f"  added {len(report.added)}, updated {len(report.updated)}, unchanged {len(report.unchanged)}, "
+        f"failed {len(report.failed)}\n"
+    )
     print(f"ragroute search {QUICKSTART_QUESTION!r} -k 3")
     _print_hits(hits)
     print(f"\nragroute ask {(args.question or QUICKSTART_QUESTION)!r}")
@@ -313,11 +315,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+")
     p.add_argument("--meta", action="append", metavar="KEY=VALUE", help="metadata for every document")
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--prune", action="store_true",
-                   help="also delete indexed documents under these folders whose files are gone")
-    p.add_argument("--redact-pii", action="store_true",
-                   help="replace emails, phones, cards, IBANs, IPs, SSNs and cued names with placeholders "
-                   "before indexing (mapping kept encrypted when RAGROUTE_PII_KEY is set)")
+    p.add_argument(
+        "--prune",
+        action="store_true",
+        help="also delete indexed documents under these folders whose files are gone",
+    )
+    p.add_argument(
+        "--redact-pii",
+        action="store_true",
+        help="replace emails, phones, cards, IBANs, IPs, SSNs and cued names with placeholders "
+        "before indexing (mapping kept encrypted when RAGROUTE_PII_KEY is set)",
+    )
 
     p = add("search", cmd_search, "hybrid search without generation")
     p.add_argument("query")
@@ -329,8 +337,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_access_args(p)
     p.add_argument("--llm", help="chat model spec, e.g. openai:gpt-4o-mini (default: offline)")
     p.add_argument("--reranker", help="auto | none | local | cohere | cross-encoder:/path")
-    p.add_argument("--redact-pii", action="store_true",
-                   help="replace PII in the question before retrieval, models and traces")
+    p.add_argument(
+        "--redact-pii",
+        action="store_true",
+        help="replace PII in the question before retrieval, models and traces",
+    )
     p.add_argument("--no-cache", action="store_true", help="bypass the retrieval and answer caches")
 
     p = add("delete", cmd_delete, "delete documents by id (soft: restorable until purged)")
@@ -341,8 +352,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("doc_ids", nargs="+")
 
     p = add("purge", cmd_purge, "hard-delete soft-deleted documents past the grace period")
-    p.add_argument("--older-than", type=float, default=30.0, metavar="DAYS",
-                   help="only documents soft-deleted at least DAYS ago (default 30; 0: all)")
+    p.add_argument(
+        "--older-than",
+        type=float,
+        default=30.0,
+        metavar="DAYS",
+        help="only documents soft-deleted at least DAYS ago (default 30; 0: all)",
+    )
 
     add("stats", cmd_stats, "index statistics")
 

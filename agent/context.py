@@ -105,8 +105,10 @@ class Context:
         for name in ("cache", "prefer_latest_version", "redact_query_pii"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}={getattr(self, name)!r} must be true or false")
-        if isinstance(self.cache_ttl_s, bool) or not isinstance(self.cache_ttl_s, int | float) or not (
-            self.cache_ttl_s > 0
+        if (
+            isinstance(self.cache_ttl_s, bool)
+            or not isinstance(self.cache_ttl_s, int | float)
+            or not (self.cache_ttl_s > 0)
         ):
             raise ConfigError(f"cache_ttl_s={self.cache_ttl_s!r} must be a number of seconds > 0")
         if self.freshness_half_life_days is not None:

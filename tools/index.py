@@ -717,8 +717,10 @@ class HybridIndex:
 
     def purge_deleted(self, older_than_days: float = DEFAULT_GRACE_DAYS) -> list[str]:
         """Forget soft-deleted documents deleted more than `older_than_days` ago (0: all); their ids."""
-        if isinstance(older_than_days, bool) or not isinstance(older_than_days, int | float) or not (
-            older_than_days >= 0
+        if (
+            isinstance(older_than_days, bool)
+            or not isinstance(older_than_days, int | float)
+            or not (older_than_days >= 0)
         ):
             raise InputError(f"older_than_days must be a number >= 0, got {older_than_days!r}")
         self._check_open()

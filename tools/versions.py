@@ -56,9 +56,7 @@ def _named(version: str, question: str) -> bool:
     return bool(version) and re.search(rf"(?<![\w.]){re.escape(version)}(?![\w]|\.\d)", question) is not None
 
 
-def prefer_latest(
-    hits: list[dict], *, filters: Any = None, question: str = ""
-) -> list[dict]:
+def prefer_latest(hits: list[dict], *, filters: Any = None, question: str = "") -> list[dict]:
     """`hits` without chunks of older versions of a family whose newer version is also among the hits.
 
     Nothing is dropped when the filters put a condition on `version` (the caller asked for a version),

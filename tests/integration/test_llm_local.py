@@ -46,9 +46,23 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log_path = tmp_path_factory.mktemp("llama") / "server.log"
     log = log_path.open("wb")  # a file, not a pipe: llama.cpp logs a lot and would block on a full pipe
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "4096", "--model_alias", "smollm2"],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "4096",
+            "--model_alias",
+            "smollm2",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}/v1"
     try:
@@ -125,14 +139,16 @@ def test_down_llm_server_degrades_to_extractive(sample_index: str, monkeypatch: 
     from agent.api import ask
 
     _forget_chat_model()
-    result = ask("How long is run history kept by default?", index_dir=sample_index, llm=MODEL_SPEC,
-                 llm_timeout_s=5.0)
+    result = ask(
+        "How long is run history kept by default?", index_dir=sample_index, llm=MODEL_SPEC, llm_timeout_s=5.0
+    )
     assert result["degradations"], result
     assert "180 days" in result["answer"]
     assert result["citations"]
 
 
 if os.environ.get("RAGROUTE_LLM_SMOKE"):  # manual: RAGROUTE_LLM_SMOKE=1 pytest -s this file
+
     def test_print_answer(llm_env: str, sample_index: str) -> None:
         from agent.api import ask
 

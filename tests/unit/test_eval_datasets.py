@@ -94,8 +94,12 @@ def test_golden_set(tmp_path):
     _write_jsonl(
         path,
         [
-            {"id": "a", "question": "Max token lifetime?", "expected_answer": "24 hours",
-             "expected_sources": ["docs/auth.md"]},
+            {
+                "id": "a",
+                "question": "Max token lifetime?",
+                "expected_answer": "24 hours",
+                "expected_sources": ["docs/auth.md"],
+            },
             {"question": "Who won in 2090?", "answerable": False},
         ],
     )

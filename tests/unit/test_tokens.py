@@ -21,8 +21,17 @@ def test_truncate_keeps_prefix():
 
 def test_loads_in_fresh_process_with_empty_cache_and_no_network(tmp_path):
     # a fresh cache dir and a proxy that cannot connect: any download attempt fails loudly
-    env = dict(os.environ, TIKTOKEN_CACHE_DIR=str(tmp_path / "tk"), HTTPS_PROXY="http://127.0.0.1:9",
-               HTTP_PROXY="http://127.0.0.1:9")
-    out = subprocess.run([sys.executable, "-c", "from tools.tokens import count_tokens; print(count_tokens('a b c'))"],
-                         env=env, capture_output=True, text=True, check=True)
+    env = dict(
+        os.environ,
+        TIKTOKEN_CACHE_DIR=str(tmp_path / "tk"),
+        HTTPS_PROXY="http://127.0.0.1:9",
+        HTTP_PROXY="http://127.0.0.1:9",
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", "from tools.tokens import count_tokens; print(count_tokens('a b c'))"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == "3"
