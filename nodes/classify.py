@@ -34,7 +34,7 @@ _COMPARISON = re.compile(
     re.I,
 )
 _BRIDGE = re.compile(
-    r"\b(?:the|a|an|this|that)\s+(?:[\w\-]+\s+){0,3}?(?:that|who|which|whose|where|whom)\b"
+    r"\b(?:[Tt]he|[Aa]n?|[Tt]his|[Tt]hat)\s+(?:[\w\-]+\s+){0,3}?(?:that|who|which|whose|where|whom)\b"
     r"|\b(?:in|of|by|for|from|at|with)\s+which\b"
     r"|\bthe\s+[\w\-]+\s+(?:of|for|by|in)\s+(?:the\s+)?[A-Z]"
     r"|\b[A-Z][\w\-]*(?:\s+[A-Z][\w\-]*)*'s\s+[a-z]",

@@ -108,3 +108,19 @@ async def test_llm_route_and_fallback_on_bad_json(ctx):
     )
     assert (bad["route"], bad["route_reason"]) == decide(bad["features"])  # the feature route is kept
     assert "classify" in bad["degradations"].value[0] and "feature classifier" in bad["degradations"].value[0]
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "The arena where the Boston Bruins play can seat how many people?",
+        "the arena where the Boston Bruins play can seat how many people?",
+        "A director who worked with Orson Welles was born in which city?",
+    ],
+)
+def test_bridge_cue_is_found_at_the_start_of_a_sentence(question):
+    assert features(question, [])["bridge_cue"]
+
+
+def test_plain_lookup_has_no_bridge_cue():
+    assert not features("How long is run history kept by default?", [])["bridge_cue"]
