@@ -54,8 +54,11 @@ def _support(
     if not texts or not content_terms(claim):
         return SentenceSupport(claim, cited, 0.0, 0.0, 0.0)
     pieces = [s for t in texts for s in (split_sentences(t) or [t])]
-    vectors = embed([claim, *pieces])
-    similarity = float(np.max(vectors[1:] @ vectors[0]))
+    if claim.strip() in {p.strip() for p in pieces}:
+        similarity = 1.0  # a verbatim copy (every extractive sentence): cos(x, x), no model call needed
+    else:
+        vectors = embed([claim, *pieces])
+        similarity = float(np.max(vectors[1:] @ vectors[0]))
     coverage = overlap(content_terms(claim), " ".join(texts))
     return SentenceSupport(claim, cited, 0.5 * max(similarity, 0.0) + 0.5 * coverage, similarity, coverage)
 

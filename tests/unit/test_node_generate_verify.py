@@ -119,3 +119,20 @@ async def test_verify_with_llm_judge_and_its_fallback():
     fallback = await verify(state, rt(llm="fake:judge-bad"))
     assert fallback["trace"][0]["judge"] == "offline" and fallback["trace"][0]["verdict"] == "faithful"
     assert "verify" in fallback["degradations"][0]
+
+
+def test_support_of_a_verbatim_sentence_needs_no_model_call_but_a_paraphrase_does():
+    from tools.faithfulness import score_answer
+
+    calls: list[list[str]] = []
+
+    def embed(texts: list[str]):
+        calls.append(texts)
+        return providers.embedder()(texts)
+
+    copied = score_answer("Access tokens expire after 15 minutes. [1]", SOURCES, embed)
+    assert calls == [] and copied[0].similarity == 1.0 and copied[0].support == 1.0
+    paraphrase = score_answer("Tokens for access stop working after a quarter hour. [1]", SOURCES, embed)
+    assert len(calls) == 1 and 0.0 < paraphrase[0].similarity < 1.0
+    unrelated = score_answer("The office cat likes tuna. [1]", SOURCES, embed)
+    assert unrelated[0].support < paraphrase[0].support
