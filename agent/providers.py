@@ -110,6 +110,13 @@ def embedder() -> Embedder:
         keys = {t: rag_cache().embedding_key("minilm", t) for t in unique}
         found = {t: v for t in unique if (v := cache.get(keys[t])) is not None}
         missing = [t for t in unique if t not in found]
+        if missing:  # sentences stored at ingest by an open index (tools/sentence_store.py)
+            from tools import sentence_store
+
+            for t, vec in sentence_store.lookup(sentence_store.SENTENCE_MODEL, missing).items():
+                found[t] = vec
+                cache.put(keys[t], vec)
+            missing = [t for t in missing if t not in found]
         if missing:
             from tools.embeddings import get_embedder  # the index's cached MiniLM: one model per process
 

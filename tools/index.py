@@ -5,6 +5,7 @@ Layout of an index directory::
     docstore.sqlite   documents (content hash, metadata), chunks (text, metadata, tokens, vector id), parents,
                       meta (version, uid, last update, embedder, analyzer), trash_* (soft-deleted documents)
     chroma/           Chroma persistent data (mode "persistent"; in mode "http" vectors live on the server)
+                      sentences (float16 sentence vectors for the offline reranker; tools/sentence_store.py)
     bm25.json         BM25 snapshot tagged with the index version (rebuilt from SQLite tokens when stale)
     lock              held with flock while a process has the index open
 
@@ -42,6 +43,7 @@ import numpy as np
 
 from agent.errors import ConfigError, IndexError_, InputError
 from tools import filters as F
+from tools import sentence_store as S
 from tools.analyzer import Analyzer
 from tools.bm25 import BM25Index
 from tools.cache import LRUCache
@@ -79,6 +81,9 @@ CREATE INDEX IF NOT EXISTS trash_chunks_doc ON trash_chunks(doc_id);
 CREATE TABLE IF NOT EXISTS trash_parents (
     parent_id TEXT PRIMARY KEY, doc_id TEXT NOT NULL, text TEXT NOT NULL, section TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS trash_parents_doc ON trash_parents(doc_id);
+CREATE TABLE IF NOT EXISTS sentences (
+    doc_id TEXT NOT NULL, key TEXT NOT NULL, vec BLOB NOT NULL, PRIMARY KEY (doc_id, key));
+CREATE INDEX IF NOT EXISTS sentences_key ON sentences(key);
 """
 DEFAULT_GRACE_DAYS = 30.0  # soft-deleted documents `purge_deleted()` keeps by default
 _TRASH_TABLES = ("trash_documents", "trash_chunks", "trash_parents")
@@ -106,6 +111,9 @@ class IndexConfig:
     # candidates fetched from each retriever before fusion when search() gets no candidate_k
     candidate_k: int = 50
     lock_timeout_s: float = 10.0
+    # store per-sentence vectors at ingest (offline reranker/generator skip re-embedding per query); costs
+    # ingest time and ~0.8 KB per sentence; only used when `embedding` is the offline sentence model
+    sentence_vectors: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.path, str | os.PathLike) or not str(self.path).strip():
@@ -124,6 +132,8 @@ class IndexConfig:
             raise ConfigError(f"rrf_k must be an integer >= 0, got {self.rrf_k!r}")
         if not isinstance(self.candidate_k, int) or self.candidate_k < 1:
             raise ConfigError(f"candidate_k must be an integer >= 1, got {self.candidate_k!r}")
+        if not isinstance(self.sentence_vectors, bool):
+            raise ConfigError(f"sentence_vectors must be true or false, got {self.sentence_vectors!r}")
         self.weights = _check_weights(self.weights, "weights")
         if not isinstance(self.doc_type_weights, dict):
             raise ConfigError("doc_type_weights must map doc_type -> {'dense': w, 'bm25': w}")
@@ -252,8 +262,14 @@ class HybridIndex:
         # repeated queries (classify's probe, retries, popular questions) skip the embedding model
         self._query_vectors: LRUCache[list[float]] = LRUCache(2048, name="query_embeddings")
         self._check_embedder()
+        self._stores_sentences = (
+            self.config.sentence_vectors and embedder_name(self.embedder) == S.SENTENCE_MODEL
+        )
         self._load_memory()
         self.reconcile()
+        if self._stores_sentences:
+            self._backfill_sentences()
+            S.register(self)
 
     @classmethod
     def open(
@@ -544,6 +560,7 @@ class HybridIndex:
                 embs,
                 [{**F.chroma_metadata(r.meta), "chunk_id": r.chunk_id} for r in fresh],
             )
+        sentences = self._sentence_rows([(doc_id, rows) for doc_id, rows, *_ in todo])
         # 2. one transaction swaps every document's rows and bumps the version
         with self._lock:
             now = time.time()
@@ -551,6 +568,10 @@ class HybridIndex:
             db.execute("BEGIN IMMEDIATE")
             try:
                 for doc_id, rows, parents, chash, dmeta, _old, _ in todo:
+                    db.execute("DELETE FROM sentences WHERE doc_id=?", (doc_id,))
+                    db.executemany(
+                        "INSERT INTO sentences(doc_id, key, vec) VALUES (?,?,?)", sentences.get(doc_id, [])
+                    )
                     db.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
                     db.execute("DELETE FROM parents WHERE doc_id=?", (doc_id,))
                     db.executemany(
@@ -581,6 +602,8 @@ class HybridIndex:
                     )
                     for table in _TRASH_TABLES:  # re-ingesting a soft-deleted document revives it
                         db.execute(f"DELETE FROM {table} WHERE doc_id=?", (doc_id,))
+                if not self._stores_sentences:  # a later open with sentence vectors on fills them in
+                    self._meta_set("sentences_complete", 0)
                 self._bump()
                 db.execute("COMMIT")
             except BaseException:
@@ -649,6 +672,7 @@ class HybridIndex:
                     db.execute("DELETE FROM trash_chunks WHERE doc_id=?", (doc_id,))
                     db.execute("DELETE FROM trash_parents WHERE doc_id=?", (doc_id,))
                 n = db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,)).rowcount
+                db.execute("DELETE FROM sentences WHERE doc_id=?", (doc_id,))
                 db.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
                 db.execute("DELETE FROM parents WHERE doc_id=?", (doc_id,))
                 if n:
@@ -756,6 +780,76 @@ class HybridIndex:
             os.remove(os.path.join(self.path, "pii", f"{mapping_id_for(doc_id)}.pii"))
         except FileNotFoundError:
             pass
+
+    # ------------------------------------------------------------------ sentence vectors
+    def _sentence_rows(self, docs: list[tuple[str, list[_Row]]]) -> dict[str, list[tuple[str, str, bytes]]]:
+        """(doc_id, key, blob) rows of each document's sentence vectors; only unseen texts are embedded."""
+        if not self._stores_sentences or not docs:
+            return {}
+        keyed: dict[str, dict[str, str]] = {}
+        for doc_id, rows in docs:
+            keyed[doc_id] = {
+                S.sentence_key(S.SENTENCE_MODEL, t): t
+                for r in rows
+                for t in S.chunk_sentences(r.text, r.meta)
+            }
+        wanted = {k: t for keys in keyed.values() for k, t in keys.items()}
+        known = self._stored_blobs(list(wanted))
+        todo = [k for k in wanted if k not in known]
+        if todo:
+            vectors = np.asarray(self.embedder.embed_documents([wanted[k] for k in todo]), dtype=np.float32)
+            known.update(zip(todo, S.encode(vectors), strict=True))
+        return {doc_id: [(doc_id, k, known[k]) for k in keys] for doc_id, keys in keyed.items()}
+
+    def _stored_blobs(self, keys: list[str]) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        with self._lock:
+            for start in range(0, len(keys), 500):
+                part = keys[start : start + 500]
+                q = ",".join("?" * len(part))
+                out.update(self._db.execute(f"SELECT key, vec FROM sentences WHERE key IN ({q})", part))
+        return out
+
+    def sentence_vectors(self, keys: list[str]) -> dict[str, np.ndarray]:
+        """Stored sentence vectors (float32, unit length) for the keys this index holds."""
+        if self._closed:
+            return {}
+        return {k: S.decode(blob) for k, blob in self._stored_blobs(keys).items()}
+
+    def _backfill_sentences(self) -> None:
+        """Once per index: sentence vectors for documents ingested before they were stored."""
+        if self._meta_get("sentences_complete") == "1":
+            return
+        with self._write_lock:
+            with self._lock:
+                docs = [
+                    d
+                    for (d,) in self._db.execute(
+                        "SELECT doc_id FROM documents "
+                        "WHERE doc_id NOT IN (SELECT DISTINCT doc_id FROM sentences)"
+                    )
+                ]
+            if docs:
+                log.info("computing sentence vectors for %d documents of %s (once)", len(docs), self.path)
+            for start in range(0, len(docs), 200):
+                part = docs[start : start + 200]
+                with self._lock:
+                    q = ",".join("?" * len(part))
+                    found: dict[str, list[_Row]] = {d: [] for d in part}
+                    for doc_id, text, meta in self._db.execute(
+                        f"SELECT doc_id, text, metadata FROM chunks WHERE doc_id IN ({q})", part
+                    ):
+                        found[doc_id].append(_Row("", "", 0, text, json.loads(meta), [], None, ""))
+                rows = self._sentence_rows(list(found.items()))
+                with self._lock:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    for doc_rows in rows.values():
+                        self._db.executemany(
+                            "INSERT OR IGNORE INTO sentences(doc_id, key, vec) VALUES (?,?,?)", doc_rows
+                        )
+                    self._db.execute("COMMIT")
+            with self._lock:
+                self._meta_set("sentences_complete", 1)
 
     def _after_change(self) -> None:
         self._loaded_version = self.version
@@ -1063,6 +1157,7 @@ class HybridIndex:
             soft = self._db.execute("SELECT COUNT(*), MIN(deleted_at) FROM trash_documents").fetchone()
             updated = self._meta_get("updated_at")
             hard = int(self._meta_get("hard_deleted") or 0)
+            sentence_count = self._db.execute("SELECT COUNT(*) FROM sentences").fetchone()[0]
             families: dict[str, set[str]] = {}
             versioned: set[str] = set()
             for meta in self._meta.values():
@@ -1090,6 +1185,7 @@ class HybridIndex:
             "bm25": self.bm25.stats(),
             "embedding": embedder_name(self.embedder),
             "embedding_dim": self._dim,
+            "sentence_vectors": sentence_count,
             "chroma_mode": self.config.chroma_mode,
             "collection": self.config.collection,
         }
@@ -1098,6 +1194,7 @@ class HybridIndex:
         """Flush the BM25 snapshot, close SQLite and release the lock (idempotent)."""
         if self._closed:
             return
+        S.unregister(self)
         try:
             self.flush()
         finally:

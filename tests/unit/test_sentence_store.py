@@ -1,0 +1,143 @@
+"""Sentence vectors stored at ingest: the offline reranker reads them instead of calling the model, they
+match what the model computes, and they follow the documents (update, delete, disabled, backfill)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from agent import caching, providers
+from agent.errors import ConfigError
+from tests.conftest import TINY_CORPUS, corpus_batch
+from tools import sentence_store as S
+from tools.index import HybridIndex, IndexConfig
+from tools.rerankers import MaxSimReranker
+
+QUERY = "How long do access tokens last before they expire?"
+
+
+@pytest.fixture(autouse=True)
+def fresh_lru() -> Iterator[None]:
+    caching.set_cache(None)  # an empty embedding LRU: every text reaches the store or the model
+    yield
+    caching.set_cache(None)
+
+
+@pytest.fixture
+def model_calls(embedder: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every text the shared MiniLM model embeds from now on."""
+    seen: list[str] = []
+    real = embedder.embed_documents
+
+    def counting(texts: list[str]) -> list[list[float]]:
+        seen.extend(texts)
+        return real(texts)
+
+    monkeypatch.setattr(embedder, "embed_documents", counting)
+    return seen
+
+
+def stored_doc_ids(index: HybridIndex) -> set[str]:
+    return {d for (d,) in index._db.execute("SELECT DISTINCT doc_id FROM sentences")}
+
+
+def all_sentences(index: HybridIndex, doc_id: str | None = None) -> list[str]:
+    out = []
+    for cid in sorted(index.chunk_ids()):
+        chunk = index.get_chunk(cid)
+        if doc_id is None or chunk.doc_id == doc_id:
+            out += S.chunk_sentences(chunk.text, chunk.metadata)
+    return out
+
+
+def test_ingest_stores_the_vectors_the_model_gives(make_index: Any, embedder: Any) -> None:
+    index = make_index()
+    texts = all_sentences(index)
+    assert index.stats()["sentence_vectors"] == len(set(texts)) > len(index.chunk_ids())
+    stored = index.sentence_vectors([S.sentence_key(S.SENTENCE_MODEL, t) for t in texts])
+    live = np.asarray(embedder.embed_documents(texts), dtype=np.float32)
+    for text, vec in zip(texts, live, strict=True):
+        got = stored[S.sentence_key(S.SENTENCE_MODEL, text)]
+        assert abs(float(np.linalg.norm(got)) - 1.0) < 1e-5
+        assert float(got @ vec) > 0.999, text
+    # headings are part of the embedded text, as the reranker embeds it
+    assert any(t.startswith("Authentication guide") for t in texts)
+
+
+def test_maxsim_rerank_only_embeds_the_query(make_index: Any, model_calls: list[str]) -> None:
+    index = make_index()
+    hits = [h.to_dict() for h in index.search(QUERY, 5)]
+    model_calls.clear()
+    ranked = MaxSimReranker(providers.embedder()).rerank(QUERY, hits)
+    assert model_calls == [QUERY]
+    assert ranked[0]["doc_id"] == "auth" and len(ranked) == len(hits)
+
+
+def test_reranking_from_stored_vectors_matches_the_model(make_index: Any) -> None:
+    index = make_index()
+    hits = [h.to_dict() for h in index.search(QUERY, 6)]
+    from_store = MaxSimReranker(providers.embedder()).rerank(QUERY, hits)
+    index.close()  # unregistered: the same rerank now computes every sentence
+    caching.set_cache(None)
+    computed = MaxSimReranker(providers.embedder()).rerank(QUERY, hits)
+    a = {h["chunk_id"]: h["rerank_score"] for h in from_store}
+    b = {h["chunk_id"]: h["rerank_score"] for h in computed}
+    assert a.keys() == b.keys() and max(abs(a[c] - b[c]) for c in a) < 0.02
+
+
+def test_update_reuses_unchanged_sentences_and_delete_drops_them(
+    make_index: Any, model_calls: list[str]
+) -> None:
+    index = make_index()
+    before = index.stats()["sentence_vectors"]
+    doc_id, title, text, meta = TINY_CORPUS[0]
+    changed = text + "\n\nService accounts use long-lived keys instead of tokens."
+    model_calls.clear()
+    index.upsert_documents(corpus_batch([(doc_id, title, changed, meta)]))
+    new_sentence = [t for t in model_calls if "Service accounts" in t]
+    assert new_sentence, model_calls
+    # chunk vectors are recomputed for the changed chunk only; sentences only for the new sentence
+    assert [t for t in model_calls if "Access tokens expire" in t and ": " in t[:40]] == []
+    assert index.stats()["sentence_vectors"] == before + 1
+    index.delete_document(doc_id)
+    assert doc_id not in stored_doc_ids(index)
+    assert not index.sentence_vectors([S.sentence_key(S.SENTENCE_MODEL, new_sentence[0])])
+
+
+def test_disabled_then_backfilled_on_open(tmp_path: Any, embedder: Any) -> None:
+    path = str(tmp_path / "idx")
+    with HybridIndex(IndexConfig(path=path, sentence_vectors=False), embedder=embedder) as index:
+        index.upsert_documents(corpus_batch())
+        assert index.stats()["sentence_vectors"] == 0
+        assert S.lookup(S.SENTENCE_MODEL, all_sentences(index)) == {}
+    with HybridIndex(IndexConfig(path=path), embedder=embedder) as index:
+        texts = all_sentences(index)
+        assert index.stats()["sentence_vectors"] == len(set(texts))
+        assert set(S.lookup(S.SENTENCE_MODEL, texts)) == set(texts)
+        assert stored_doc_ids(index) == {d for d, *_ in TINY_CORPUS}
+    with pytest.raises(ConfigError, match="sentence_vectors"):
+        IndexConfig(path=path, sentence_vectors="yes")  # type: ignore[arg-type]
+
+
+class HashEmbedder:
+    """A deterministic stand-in with another name: its index must not store MiniLM sentence vectors."""
+
+    name = "hash-embedder"
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [self.embed_query(t) for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        rng = np.random.default_rng(abs(hash(text)) % 2**32)
+        v = rng.normal(size=16)
+        return (v / np.linalg.norm(v)).tolist()
+
+
+def test_other_embedders_store_no_sentence_vectors(tmp_path: Any) -> None:
+    with HybridIndex(IndexConfig(path=str(tmp_path / "idx")), embedder=HashEmbedder()) as index:
+        index.upsert_documents(corpus_batch())
+        assert index.stats()["sentence_vectors"] == 0
+        assert S.lookup("hash-embedder", ["anything"]) == {}
