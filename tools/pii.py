@@ -463,6 +463,44 @@ def mapping_id_for(doc_id: str) -> str:
     return "doc-" + hashlib.sha256(doc_id.encode("utf-8")).hexdigest()[:32]
 
 
+# metadata keys whose values are identifiers or filter operands, never free text to redact
+STRUCTURAL_METADATA = frozenset(
+    {
+        "doc_id",
+        "parent_id",
+        "chunk_index",
+        "access_groups",
+        "security_level",
+        "version",
+        "last_updated",
+        "created_at",
+        "updated_at",
+        "doc_type",
+        "language",
+        "format",
+        "source",
+        "pii_counts",
+        "pii_mapping_id",
+    }
+)
+
+
+def _metadata_slots(meta: dict[str, Any]) -> list[tuple[str, int | None]]:
+    """(key, list position or None) of every free-text string in `meta`: top-level values and strings in
+    lists (lists are copied, so a later write never changes the caller's document)."""
+    slots: list[tuple[str, int | None]] = []
+    for key in sorted(meta, key=str):
+        value = meta[key]
+        if key in STRUCTURAL_METADATA:
+            continue
+        if isinstance(value, str):
+            slots.append((key, None))
+        elif isinstance(value, list | tuple):
+            meta[key] = list(value)
+            slots += [(key, i) for i, item in enumerate(value) if isinstance(item, str)]
+    return slots
+
+
 class PiiRedactor:
     """Replaces PII with typed placeholders (`<EMAIL_1>`), consistent within one document.
 
@@ -551,16 +589,29 @@ class PiiRedactor:
         return self.store.delete(mapping_id)
 
     def redact_document(self, doc: Document) -> tuple[Document, RedactionResult]:
-        """A copy of `doc` with PII replaced in its title and text (one placeholder set for both).
+        """A copy of `doc` with PII replaced in its title, its free-text metadata and its text (one
+        placeholder set for all of them).
 
-        The copy's metadata records `pii_mapping_id` (when reversible) and `pii_counts`; entity spans in
-        the result refer to "title\ntext". Other metadata values are left as they are.
+        Metadata strings (and strings inside lists) are redacted except under the structural keys of
+        `STRUCTURAL_METADATA` (ids, ACL fields, versions, dates), which filters compare as they are. The
+        copy's metadata records `pii_mapping_id` (when reversible) and `pii_counts`; entity spans in the
+        result refer to "title\nvalue 1\n...\nvalue n\ntext" (newlines inside values read as spaces).
         """
         title = doc.title.replace("\n", " ")
-        res = self.redact(f"{title}\n{doc.text}", doc_id=doc.doc_id)
-        # spans never contain a newline, so the first one still separates title from text
-        new_title, new_text = res.text.split("\n", 1)
         meta = dict(doc.metadata)
+        slots = _metadata_slots(meta)
+        values = [str(meta[k] if i is None else meta[k][i]).replace("\n", " ") for k, i in slots]
+        res = self.redact("\n".join([title, *values, doc.text]), doc_id=doc.doc_id)
+        # spans never contain a newline, so the first 1 + len(values) newlines still separate the parts
+        parts = res.text.split("\n", 1 + len(values))
+        new_title, new_values, new_text = parts[0], parts[1:-1], parts[-1]
+        for (key, pos), before, after in zip(slots, values, new_values, strict=True):
+            if after == before:  # untouched values keep their exact form (newlines included)
+                continue
+            if pos is None:
+                meta[key] = after
+            else:
+                meta[key][pos] = after
         meta["pii_counts"] = res.counts()
         if res.mapping_id is not None:
             meta["pii_mapping_id"] = res.mapping_id

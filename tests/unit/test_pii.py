@@ -327,3 +327,27 @@ def test_redact_document_covers_title_and_text_with_one_placeholder_set(tmp_path
     # irreversible redaction records counts but no mapping id
     red2, _ = PiiRedactor().redact_document(doc)
     assert "pii_mapping_id" not in red2.metadata and red2.text == red.text
+
+
+def test_redact_document_covers_free_text_metadata_but_not_structural_keys(tmp_path):
+    from tools.types import Document
+
+    r = PiiRedactor(store_path=tmp_path, key=generate_key())
+    meta = {
+        "author": "Written by a@x.org",
+        "reviewers": ["b@y.com", "nobody", 3],
+        "notes": "line one\nline two",
+        "access_groups": ["ops"],
+        "version": "2.10.0",
+        "source": "docs/hr.md",
+    }
+    doc = Document(doc_id="hr/43", title="Contacts", text="Mail a@x.org or b@y.com.", metadata=meta)
+    red, res = r.redact_document(doc)
+    assert red.metadata["author"] == "Written by <EMAIL_1>"
+    assert red.metadata["reviewers"] == ["<EMAIL_2>", "nobody", 3]
+    assert red.text == "Mail <EMAIL_1> or <EMAIL_2>."  # one placeholder set across metadata and text
+    assert red.metadata["notes"] == "line one\nline two"  # untouched values keep their newlines
+    assert red.metadata["access_groups"] == ["ops"] and red.metadata["version"] == "2.10.0"
+    assert red.metadata["pii_counts"] == {"EMAIL": 4}
+    assert meta["reviewers"] == ["b@y.com", "nobody", 3] and meta["author"] == "Written by a@x.org"
+    assert r.restore(red.metadata["author"], res.mapping_id) == "Written by a@x.org"
