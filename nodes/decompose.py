@@ -6,9 +6,16 @@ Offline rules:
   search, already ACL-filtered); the bridging entity is a name in the best-matching hop-1 sentence that the
   question does not mention; hop 2 asks about that entity with the question's unmatched terms.
 With an LLM configured, the model writes the sub-questions (JSON list), and the rules are the fallback.
+
+Title links: in a corpus of titled documents (an encyclopedia, a wiki, product pages) the document a
+question names by its title is evidence for that question ("anchor"), and a document whose title the
+anchor's text names (or which names the anchor) is the natural next hop. `title_evidence` finds both among
+the retrieved hits; rerank puts them first on the multi-hop route.
 """
 
 from __future__ import annotations
+
+import re
 
 from langgraph.runtime import Runtime
 
@@ -21,6 +28,60 @@ from tools.extractive import content_terms, overlap, split_sentences
 
 HOP1_DOCS = 2
 MAX_BRIDGES = 2
+EVIDENCE_DEPTH = 10  # how deep into each hop's list title evidence is looked for
+_DISAMBIGUATOR = re.compile(r"\s*\([^()]*\)\s*$")
+
+
+def base_title(title: str) -> str:
+    """A title without its trailing disambiguator: 'Kiss and Tell (1945 film)' -> 'Kiss and Tell'."""
+    return _DISAMBIGUATOR.sub("", title or "").strip()
+
+
+def names_title(text: str, title: str) -> bool:
+    """Whether text names the document title: its base form, whole words, case-sensitive.
+
+    Only titles that look like names count (3+ characters with a capital letter or a digit), so a page
+    titled 'history' is not 'named' by every text that uses the word."""
+    name = base_title(title)
+    if len(name) < 3 or not re.search(r"[A-Z0-9]", name):
+        return False
+    return re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text or "") is not None
+
+
+def hit_title(hit: dict) -> str:
+    """The hit's document title (top-level or in metadata); '' when it has none."""
+    return str(hit.get("title") or (hit.get("metadata") or {}).get("title") or "")
+
+
+def title_evidence(question: str, lists: list[list[dict]], depth: int = EVIDENCE_DEPTH) -> list[dict]:
+    """Hits the question names by title (anchors), then hits title-linked to an anchor; best rank first.
+
+    Looks at the top `depth` hits of every list. A hit is linked when an anchor's text names its title or
+    its text names the anchor's title. Without anchors, each list's top hit stands in for them (and
+    comes first); [] when nothing is named or linked."""
+    best: dict[str, tuple[int, dict]] = {}
+    for hits in lists:
+        for rank, hit in enumerate(hits[:depth]):
+            cid = hit["chunk_id"]
+            if cid not in best or rank < best[cid][0]:
+                best[cid] = (rank, hit)
+    pool = [h for _, h in sorted(best.values(), key=lambda rh: rh[0])]
+    anchors = [h for h in pool if names_title(question, hit_title(h))]
+    sources = anchors or [hits[0] for hits in lists if hits]
+    linked = [
+        h
+        for h in pool
+        if h not in anchors
+        and any(
+            a["chunk_id"] != h["chunk_id"]
+            and hit_title(a) != hit_title(h)
+            and (names_title(a.get("text", ""), hit_title(h)) or names_title(h.get("text", ""), hit_title(a)))
+            for a in sources
+        )
+    ]
+    if not anchors and linked:
+        anchors = list({h["chunk_id"]: h for h in sources}.values())
+    return anchors + linked
 
 
 def _ordered_terms(text: str, exclude: set[str]) -> list[str]:

@@ -17,6 +17,7 @@ from agent import providers
 from agent.context import Context, context_of
 from agent.state import RAGState
 from nodes.common import degrade, note, timed
+from nodes.decompose import title_evidence
 from nodes.retrieve import combined_filters
 from tools.versions import prefer_latest
 
@@ -89,15 +90,20 @@ async def _rerank(ctx: Context, question: str, hits: list[dict]) -> tuple[list[d
         return hits, "none", [degrade(ctx, f"rerank ({name})", exc) + "; kept fused order"]
 
 
-def _multihop(ctx: Context, lists: list[list[dict]]) -> dict:
-    """Per-hop adaptive cut, then round-robin, so every sub-question keeps its own best evidence.
+def _multihop(ctx: Context, lists: list[list[dict]], question: str) -> dict:
+    """Title evidence first, then per-hop adaptive cuts round-robin, so every hop keeps its best evidence.
 
-    Reranking against the whole question would bury hop-2 evidence, so the per-hop order is kept."""
+    Reranking against the whole question would bury hop-2 evidence, so the per-hop order is kept. Hits
+    the question names by title, and hits title-linked to those, lead the context (see
+    nodes.decompose.title_evidence): in a titled corpus they are the entities the question is about."""
     share = max(MIN_K, ctx.k_multihop // max(1, len(lists)))
     cuts = [adaptive_k([float(h.get("score", 0.0)) for h in hits], share)[0] for hits in lists]
-    merged = interleave([hits[:k] for hits, k in zip(lists, cuts, strict=True)])[: ctx.k_multihop]
-    everything = interleave(lists)
-    why = f"per-hop cuts {cuts} of at most {share}"
+    rounds = interleave([hits[:k] for hits, k in zip(lists, cuts, strict=True)])
+    evidence = [{**h, "score": 1.0, "evidence": "title"} for h in title_evidence(question, lists)]
+    # the per-hop cuts decide how much context the hops need; the evidence decides what comes first
+    merged = _unique([*evidence, *rounds])[: min(ctx.k_multihop, len(rounds))]
+    everything = _unique([*merged, *interleave(lists)])
+    why = f"{len(evidence)} title-linked hit(s) first, then per-hop cuts {cuts} of at most {share}"
     return {
         "retrieved": [h["chunk_id"] for h in everything],
         "ranked": everything,
@@ -105,6 +111,14 @@ def _multihop(ctx: Context, lists: list[list[dict]]) -> dict:
         "k": len(merged),
         "trace": [note("rerank", lists=len(lists), reranker="per-hop order", k=len(merged), k_reason=why)],
     }
+
+
+def _unique(hits: list[dict]) -> list[dict]:
+    """First occurrence of every chunk id, order kept."""
+    first: dict[str, dict] = {}
+    for hit in hits:
+        first.setdefault(hit["chunk_id"], hit)
+    return list(first.values())
 
 
 @timed("rerank")
@@ -117,7 +131,7 @@ async def rerank(state: RAGState, runtime: Runtime[Context]) -> dict:
     if ctx.prefer_latest_version:  # older versions of a document family give way to the newest one
         lists = [prefer_latest(hits, filters=flt, question=state["question"]) for hits in lists]
     if route == "multihop":
-        return _multihop(ctx, lists)
+        return _multihop(ctx, lists, state["question"])
     fused = rrf_fuse(lists, ctx.rrf_k) if len(lists) > 1 else (lists[0] if lists else [])
     if ctx.prefer_latest_version and len(lists) > 1:  # versions met in different lists
         fused = prefer_latest(fused, filters=flt, question=state["question"])

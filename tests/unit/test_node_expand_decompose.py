@@ -6,7 +6,15 @@ from langgraph.runtime import Runtime
 
 from agent import providers
 from agent.context import Context
-from nodes.decompose import bridge_entities, comparison_subquestions, decompose, offline_subquestions
+from nodes.decompose import (
+    base_title,
+    bridge_entities,
+    comparison_subquestions,
+    decompose,
+    names_title,
+    offline_subquestions,
+    title_evidence,
+)
 from nodes.expand import expand, offline_variants, prf_terms
 from tests.node_fakes import ScriptedChatModel
 
@@ -109,3 +117,29 @@ async def test_decompose_llm_subquestions():
     )
     assert [q["query"] for q in out["queries"]] == ["Is A older than B?", "Who is A?", "Who is B?"]
     assert out["subquestions"] == ["Who is A?", "Who is B?"]
+
+
+def test_names_title_matches_whole_names_without_the_disambiguator():
+    assert base_title("Kiss and Tell (1945 film)") == "Kiss and Tell"
+    assert names_title("the film Kiss and Tell?", "Kiss and Tell (1945 film)")
+    assert not names_title("a kiss and tell story", "Kiss and Tell (1945 film)")  # case-sensitive: a name
+    assert not names_title("Kiss and Tellers", "Kiss and Tell")  # whole words only
+    assert not names_title("the history of it", "history")  # a common-word title is not a name
+
+
+def _doc(cid: str, title: str, text: str) -> dict:
+    return {"chunk_id": f"{cid}::0", "text": text, "metadata": {"title": title}, "score": 0.5}
+
+
+def test_title_evidence_puts_named_then_linked_documents_first():
+    q = "What government position was held by the woman who portrayed Corliss Archer in Kiss and Tell?"
+    film = _doc("film", "Kiss and Tell (1945 film)", "Kiss and Tell stars Shirley Temple as Corliss Archer.")
+    sequel = _doc("seq", "A Kiss for Corliss", "A Kiss for Corliss is a 1949 sequel.")
+    actress = _doc("st", "Shirley Temple", "Shirley Temple Black was an actress and a diplomat.")
+    noise = [_doc(f"n{i}", f"Noise {i}", "An unrelated government position.") for i in range(4)]
+    hop1 = [sequel, film, *noise]
+    hop2 = [*noise[:3], actress]
+    got = [h["chunk_id"] for h in title_evidence(q, [hop1, hop2])]
+    assert got == ["film::0", "st::0"]  # the sequel is neither named nor linked
+    # no titled hits: nothing to promote
+    assert title_evidence(q, [[{"chunk_id": "x::0", "text": "Kiss and Tell"}]]) == []

@@ -174,3 +174,30 @@ async def test_reranker_timeout_falls_back_to_fused_order():
     out = await rerank(_state(), Runtime(context=Context(reranker="slow", reranker_timeout_s=0.05)))
     assert [h["chunk_id"] for h in out["documents"]][0] == "d0::0"
     assert "TimeoutError" in out["degradations"][0]
+
+
+async def test_multihop_puts_title_linked_evidence_first_without_growing_the_context():
+    def titled(cid: str, title: str, text: str, score: float) -> dict:
+        return {**hit(cid, score, text), "metadata": {"title": title}}
+
+    q = "Which army did the namesake of the ship SS General von Steuben fight in?"
+    hop1 = [titled("ship::0", "SS General von Steuben", "Named after Friedrich von Steuben, a general.", 0.9)]
+    hop1 += [titled(f"a{i}::0", f"Liner {i}", "An ocean liner.", 0.8 - i * 0.01) for i in range(9)]
+    hop2 = [titled(f"b{i}::0", f"Army {i}", "An army.", 0.7 - i * 0.01) for i in range(7)]
+    hop2 += [titled("man::0", "Friedrich von Steuben", "He served in the Continental Army.", 0.6)]
+    state = {"question": q, "route": "multihop", "retrievals": [{"hits": hop1}, {"hits": hop2}]}
+    ctx = Context(k_expand=6, k_multihop=6)
+    out = await rerank(state, Runtime(context=ctx))
+    ids = [h["chunk_id"] for h in out["documents"]]
+    assert ids[:2] == ["ship::0", "man::0"]  # named by the question, then linked from its text
+    unlinked = [{**hop1[0], "text": "A German liner."}, *hop1[1:]]
+    plain = await rerank(
+        {**state, "question": "which army?", "retrievals": [{"hits": unlinked}, {"hits": hop2}]},
+        Runtime(context=ctx),
+    )
+    assert "man::0" not in [h["chunk_id"] for h in plain["documents"]]  # rank 8 of hop 2: cut without links
+    assert len(ids) == len(plain["documents"]) == 5  # the per-hop cuts [2, 3] set the size either way
+    fallback = await rerank({**state, "question": "which army?"}, Runtime(context=ctx))
+    got = [h["chunk_id"] for h in fallback["documents"]]
+    assert got[:3] == ["ship::0", "b0::0", "man::0"]  # no anchor named: each hop's top, then its links
+    assert out["ranked"][: len(ids)] == out["documents"]
