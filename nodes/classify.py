@@ -34,10 +34,15 @@ _COMPARISON = re.compile(
     re.I,
 )
 _BRIDGE = re.compile(
-    r"\b(?:[Tt]he|[Aa]n?|[Tt]his|[Tt]hat)\s+(?:[\w\-]+\s+){0,3}?(?:that|who|which|whose|where|whom)\b"
+    r"\b(?:[Tt]he|[Aa]n?|[Tt]his|[Tt]hat|[Ww]hich|[Ww]hat)\s+(?:[\w\-]+\s+){0,3}?"
+    r"(?:that|who|which|whose|where|whom)\b"
     r"|\b(?:in|of|by|for|from|at|with)\s+which\b"
-    r"|\bthe\s+[\w\-]+\s+(?:of|for|by|in)\s+(?:the\s+)?[A-Z]"
-    r"|\b[A-Z][\w\-]*(?:\s+[A-Z][\w\-]*)*'s\s+[a-z]",
+    # "the chief executive officer of Nerdist", "this singer of A Rather Blustery Day"
+    r"|\b(?:[Tt]he|[Tt]his|[Tt]hat|[Aa]n?)\s+(?:[\w\-]+\s+){1,3}?(?:of|for|by|in)\s+(?:the\s+)?[A-Z]"
+    # reduced relative clause: "the fiction written by X", "the band formed in", "a game designed by"
+    r"|\b(?:[Tt]he|[Tt]his|[Tt]hat|[Aa]n?)\s+(?:[\w\-]+\s+){0,3}?[a-z]{2,}(?:ed|en)\s+"
+    r"(?:by|in|at|for|from|with|on|as)\s"
+    r"|\b[A-Z][\w\-]*(?:\s+[A-Z][\w\-]*)*'s\s+(?:\d+\s+)?[a-z]",
 )
 _COMMON = re.compile(r"\b(both|same|common|share|shared|either|neither)\b", re.I)
 _EMBEDDED_WH = re.compile(
@@ -80,6 +85,16 @@ def comparison_entities(question: str) -> list[str]:
     """The compared items of "..., A or B?" / "both A and B" questions; [] when there are none."""
     q = question.strip().rstrip("?").strip()
     m = re.search(r"[,:]\s*(?:the\s+)?([^,]+?)\s+or\s+(?:the\s+)?([^,]+)$", q)
+    if not m:  # "Which band, Letters to Cleo or Screaming Trees, had more members?"
+        m = re.search(r"[,:]\s*(?:the\s+)?([^,]+?)\s+or\s+(?:the\s+)?([^,]+?)\s*,", q)
+    if not m and question.rstrip().endswith("?"):  # "The Transylvanian Hound and Jack Russell Terrier
+        # were originally bred for what activity?" (a question, not a claim that two things are so)
+        m = re.match(
+            r"(?!(?:Are|Were|Is|Was|Do|Does|Did|Have|Has|Had|Which|What|Who|When|Where|How)\b)"
+            r"(?:[Tt]he\s+)?([A-Z][^,]*?)\s+and\s+(?:the\s+)?([A-Z][^,]*?)\s+"
+            r"(?:were|are|have|had|both|share|shared)\b",
+            q,
+        )
     if not m:
         m = re.search(
             r"\b(?:both|between)\s+(?:the\s+)?(.+?)\s+and\s+(?:the\s+)?(.+?)(?:\s+(?:are|were|is|have|had|share|located|from|in)\b.*)?$",
@@ -93,8 +108,9 @@ def comparison_entities(question: str) -> list[str]:
         )
     if not m and (_COMMON.search(q) or _COMPARISON.search(q)):
         spans = entity_spans(q)
-        for a, b in zip(spans, spans[1:], strict=False):
-            if re.search(rf"{re.escape(a)}\"?\s+and\s+\"?{re.escape(b)}", q):
+        # neighbours, and a span joined to itself (two works that share a name)
+        for a, b in [*zip(spans, spans[1:], strict=False), *zip(spans, spans, strict=True)]:
+            if re.search(rf"{re.escape(a)}\"?\s+(?:and|or)\s+\"?{re.escape(b)}", q):
                 return [a, b]
     if not m:
         return []
@@ -124,6 +140,7 @@ def features(question: str, probe: list[dict]) -> dict[str, Any]:
         "embedded_wh": bool(_EMBEDDED_WH.search(question)),
         "vague_cue": bool(_VAGUE.search(question)),
         "question_word": first if first in _WH else "",
+        "is_question": question.rstrip().endswith("?") or first in _WH,
         "probe_hits": len(probe),
         "probe_spread": round(spread, 4),
         "probe_agree": agree,
@@ -145,6 +162,11 @@ def decide(f: dict[str, Any]) -> tuple[str, str]:
     if f["bridge_cue"]:
         multi += 1.0
         why_multi.append("bridge phrase (the X that/of ...)")
+        if f.get("is_question") and f["n_entities"] >= 1:
+            # a question that describes what it asks for through a named entity ("the singer of X",
+            # "the band formed in Y"): the description has to be resolved first
+            multi += 0.5
+            why_multi.append("asks about something described through a named entity")
     if f["embedded_wh"]:
         multi += 0.5
         why_multi.append("question word inside the sentence")

@@ -29,7 +29,12 @@ from tools.extractive import content_terms, overlap, split_sentences
 HOP1_DOCS = 2
 MAX_BRIDGES = 2
 EVIDENCE_DEPTH = 10  # how deep into each hop's list title evidence is looked for
+TITLE_WEIGHT = 3.0  # a name that is also a retrieved document's title: as strong as the best sentence
 _DISAMBIGUATOR = re.compile(r"\s*\([^()]*\)\s*$")
+_DESCRIPTIVE = re.compile(
+    r"\d[\w\-.]*|(?:Jan|Febr)uary|March|April|May|June|July|August|(?:Sept|Nov|Dec)ember|October"
+    r"|[A-Z][a-z]+(?:ian|ean|ese|ish|can)|German|French|Dutch|Greek|Swiss|Thai|Welsh",
+)
 
 
 def base_title(title: str) -> str:
@@ -101,30 +106,52 @@ def comparison_subquestions(question: str, items: list[str]) -> list[str]:
 
 
 def bridge_entities(question: str, hop1: list[dict], limit: int = MAX_BRIDGES) -> list[str]:
-    """Names in the hop-1 evidence that the question does not mention, best-matching sentence first."""
+    """Names in the hop-1 evidence that the question does not mention, the likeliest bridge first.
+
+    Candidates are the names in the best-matching sentences of the top hop-1 documents (the ones the
+    question names by title first). A name scores for its sentence's match with the question and for
+    being the title of another retrieved document (the corpus knows it as an entity). Dates, numbers
+    and nationality adjectives ("1949 American") are descriptions, not entities, and are skipped."""
+    return [name for name, _ in _bridge_votes(question, hop1)[:limit]]
+
+
+def _bridge_votes(question: str, hop1: list[dict]) -> list[tuple[str, bool]]:
+    """(candidate, is the title of a retrieved document) pairs, best first."""
     asked = content_terms(question)
     q_lower = question.lower()
     votes: dict[str, float] = {}
     # the hop-1 document is usually the one the question names: prefer hits whose title it mentions
-    named = [h for h in hop1 if _title_named(h, asked)]
-    hop1 = named + [h for h in hop1 if h not in named]
-    for rank, hit in enumerate(hop1[:HOP1_DOCS]):
-        title = str((hit.get("metadata") or {}).get("title", ""))
+    named = [h for h in hop1 if _title_named(h, asked) or names_title(question, hit_title(h))]
+    ordered = named + [h for h in hop1 if h not in named]
+    titles = {base_title(hit_title(h)).lower() for h in hop1 if hit_title(h)}
+    for rank, hit in enumerate(ordered[:HOP1_DOCS]):
+        own = content_terms(base_title(hit_title(hit)))
         sentences = split_sentences(hit.get("text", "")) or [hit.get("text", "")]
         scored = sorted(sentences, key=lambda s: -overlap(asked, s))
         for pos, sentence in enumerate(scored[:3]):
             for span in entity_spans(sentence):
                 terms = content_terms(span)
-                if not terms or terms <= asked or span.lower() in q_lower:
+                if not terms or terms <= asked or span.lower() in q_lower or is_description(span):
                     continue
-                if terms <= content_terms(title):
+                if own and terms <= own:
                     continue  # names the hop-1 document itself, not a bridge to another one
-                votes[span] = votes.get(span, 0.0) + (3 - pos) * (2 - rank * 0.5) + 0.2 * len(terms)
-    return sorted(votes, key=lambda s: -votes[s])[:limit]
+                vote = (3 - pos) * (2 - rank * 0.5) + 0.2 * len(terms)
+                vote += TITLE_WEIGHT * (span.lower() in titles)
+                votes[span] = votes.get(span, 0.0) + vote
+    best = sorted(votes, key=lambda s: -votes[s])
+    return [(span, span.lower() in titles) for span in best]
+
+
+def is_description(span: str) -> bool:
+    """True for spans that describe rather than name: dates, numbers, nationality adjectives, and quoted
+    lower-case words (a name has a capital letter)."""
+    if not re.search(r"[A-Z]", span):
+        return True
+    return all(_DESCRIPTIVE.fullmatch(w.strip(".,'\"")) for w in span.split())
 
 
 def _title_named(hit: dict, asked: set[str]) -> bool:
-    title_terms = content_terms(str((hit.get("metadata") or {}).get("title", "")))
+    title_terms = content_terms(hit_title(hit))
     return bool(title_terms) and title_terms <= asked
 
 
@@ -132,8 +159,13 @@ def offline_subquestions(question: str, probe: list[dict], limit: int) -> tuple[
     """Sub-questions by rule and the rule's name ("comparison" | "bridge")."""
     items = comparison_entities(question)
     if len(items) >= 2:
-        return comparison_subquestions(question, items)[:limit], "comparison"
-    bridges = bridge_entities(question, probe)
+        subs = list(dict.fromkeys(comparison_subquestions(question, items)))  # same-named items: one search
+        return subs[:limit], "comparison"
+    votes = _bridge_votes(question, probe)
+    # a name hop 1 already retrieved as a document needs no second search (rerank links it by title);
+    # hop 2 is spent on the names hop 1 did not find
+    fresh = [name for name, retrieved in votes if not retrieved]
+    bridges = (fresh or [name for name, _ in votes])[:MAX_BRIDGES]
     top_text = " ".join(h.get("text", "") for h in probe[:1]).lower()
     residual = [t for t in _ordered_terms(question, set()) if t not in top_text]
     return [f"{b} {' '.join(residual)}".strip() for b in bridges][:limit], "bridge"

@@ -124,3 +124,53 @@ def test_bridge_cue_is_found_at_the_start_of_a_sentence(question):
 
 def test_plain_lookup_has_no_bridge_cue():
     assert not features("How long is run history kept by default?", [])["bridge_cue"]
+
+
+@pytest.mark.parametrize(
+    ("question", "items"),
+    [
+        ("who is younger Keith Bostic or Jerry Glanville ?", ["Keith Bostic", "Jerry Glanville"]),
+        (
+            "Which band, Letters to Cleo or Screaming Trees, had more members?",
+            ["Letters to Cleo", "Screaming Trees"],
+        ),
+        (
+            "The Transylvanian Hound and Jack Russell Terrier were originally bred for what activity?",
+            ["Transylvanian Hound", "Jack Russell Terrier"],
+        ),
+        ("Which actor do American Beauty and American Beauty have in common?", ["American Beauty"] * 2),
+        # a claim that two things are so is a statement to check, not a comparison question
+        ("ATM and Rad3 related protein are critical for sensing DNA damage.", []),
+    ],
+)
+def test_comparison_items_without_a_trailing_or_clause(question, items):
+    assert comparison_entities(question) == items
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What is the uppermost age range for the sort of fiction written by Alexander Gordon Smith?",
+        "This singer of A Rather Blustery Day also voiced what hedgehog?",
+        "What podcast was the chief executive officer of Nerdist Industries a guest on?",
+        "Flyboys stars which actor who was nominated for an Academy Award for 127 Hours?",
+    ],
+)
+def test_questions_about_something_described_through_a_named_entity_go_multihop(question):
+    probe = [{"score": 0.9, "ranks": {"dense": 1, "bm25": 1}}, {"score": 0.3, "ranks": {}}] * 3
+    f = features(question, probe)
+    assert f["bridge_cue"]
+    assert decide(f)[0] == "multihop"
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "The minor allele of FOXO3 is related to less severe symptoms.",  # a claim, not a question
+        "How long is the retention period for audit logs?",
+        "who sang the song that was played at the end",  # no named entity to resolve through
+    ],
+)
+def test_bridge_phrases_alone_keep_lookups_off_the_multihop_route(question):
+    probe = [{"score": 0.9, "ranks": {"dense": 1, "bm25": 1}}, {"score": 0.3, "ranks": {}}] * 3
+    assert decide(features(question, probe))[0] != "multihop"

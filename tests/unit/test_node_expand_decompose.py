@@ -11,6 +11,7 @@ from nodes.decompose import (
     bridge_entities,
     comparison_subquestions,
     decompose,
+    is_description,
     names_title,
     offline_subquestions,
     title_evidence,
@@ -143,3 +144,48 @@ def test_title_evidence_puts_named_then_linked_documents_first():
     assert got == ["film::0", "st::0"]  # the sequel is neither named nor linked
     # no titled hits: nothing to promote
     assert title_evidence(q, [[{"chunk_id": "x::0", "text": "Kiss and Tell"}]]) == []
+
+
+def test_descriptions_are_not_bridge_names():
+    for span in ("1949 American", "27 February", "German", "14th", "romantic"):
+        assert is_description(span), span
+    for span in ("Shirley Temple", "A41", "Bank of China Tower", "Strasbourg"):
+        assert not is_description(span), span
+
+
+KISS = (
+    "What government position was held by the woman who portrayed Corliss Archer in the film Kiss and Tell?"
+)
+KISS_PROBE = [
+    _doc(
+        "film",
+        "Kiss and Tell (1945 film)",
+        "Kiss and Tell is a 1945 American comedy film starring Shirley Temple as Corliss Archer. "
+        "It was directed by Richard Wallace.",
+    ),
+    _doc("sequel", "A Kiss for Corliss", "A Kiss for Corliss is a 1949 American comedy film."),
+    _doc("actress", "Shirley Temple", "Shirley Temple Black was an actress and a diplomat."),
+]
+
+
+def test_bridge_prefers_names_the_corpus_holds_as_documents():
+    got = bridge_entities(KISS, KISS_PROBE, limit=3)
+    assert got[0] == "Shirley Temple"  # a retrieved document's title
+    assert "1945 American" not in got and "Kiss and Tell" not in got  # a description; the question's own
+
+
+def test_hop2_searches_for_bridges_hop1_did_not_retrieve():
+    subs, rule = offline_subquestions(KISS, KISS_PROBE, 4)
+    assert rule == "bridge"
+    assert subs and subs[0].startswith("Richard Wallace")  # Shirley Temple's page is already at hand
+    assert not any(s.startswith("Shirley Temple") for s in subs)
+    # nothing new to look for: the retrieved bridge is searched rather than nothing
+    only = [KISS_PROBE[0], KISS_PROBE[2]]
+    only[0] = {**only[0], "text": "Kiss and Tell is a comedy film starring Shirley Temple as Corliss Archer."}
+    assert offline_subquestions(KISS, only, 4)[0][0].startswith("Shirley Temple")
+
+
+def test_same_named_comparison_items_are_searched_once():
+    q = "Which actor do American Beauty and American Beauty have in common?"
+    subs, rule = offline_subquestions(q, [], 4)
+    assert rule == "comparison" and len(subs) == 1 and subs[0].startswith("American Beauty")
