@@ -59,34 +59,38 @@ def hit_title(hit: dict) -> str:
 
 
 def title_evidence(question: str, lists: list[list[dict]], depth: int = EVIDENCE_DEPTH) -> list[dict]:
-    """Hits the question names by title (anchors), then hits title-linked to an anchor; best rank first.
+    """Documents the question names by title (anchors), then documents title-linked to an anchor.
 
-    Looks at the top `depth` hits of every list. A hit is linked when an anchor's text names its title or
-    its text names the anchor's title. Without anchors, each list's top hit stands in for them (and
-    comes first); [] when nothing is named or linked."""
-    best: dict[str, tuple[int, dict]] = {}
+    Looks at the top `depth` hits of every list and returns each document's best-ranked chunk, best
+    rank first (the evidence is about documents: a long document named by the question does not fill
+    the context with all its chunks). A document is linked when an anchor's text names its title or its
+    text names the anchor's title. Without anchors, each list's top hit stands in for them (and comes
+    first); [] when nothing is named or linked."""
+    best: dict[str, tuple[int, dict]] = {}  # document -> its best-ranked chunk
+    texts: dict[str, list[str]] = {}  # document -> the texts of all its chunks seen
     for hits in lists:
         for rank, hit in enumerate(hits[:depth]):
-            cid = hit["chunk_id"]
-            if cid not in best or rank < best[cid][0]:
-                best[cid] = (rank, hit)
-    pool = [h for _, h in sorted(best.values(), key=lambda rh: rh[0])]
-    anchors = [h for h in pool if names_title(question, hit_title(h))]
-    sources = anchors or [hits[0] for hits in lists if hits]
-    linked = [
-        h
-        for h in pool
-        if h not in anchors
-        and any(
-            a["chunk_id"] != h["chunk_id"]
-            and hit_title(a) != hit_title(h)
-            and (names_title(a.get("text", ""), hit_title(h)) or names_title(h.get("text", ""), hit_title(a)))
-            for a in sources
+            doc = str(hit.get("doc_id") or hit["chunk_id"])
+            if doc not in best or rank < best[doc][0]:
+                best[doc] = (rank, hit)
+            texts.setdefault(doc, []).append(hit.get("text", ""))
+    pool = sorted(best, key=lambda d: best[d][0])
+    anchors = [d for d in pool if names_title(question, hit_title(best[d][1]))]
+    tops = [str(hits[0].get("doc_id") or hits[0]["chunk_id"]) for hits in lists if hits]
+    sources = anchors or list(dict.fromkeys(tops))
+
+    def linked_to(doc: str, source: str) -> bool:
+        title, source_title = hit_title(best[doc][1]), hit_title(best[source][1])
+        if doc == source or title == source_title:
+            return False
+        return any(names_title(t, title) for t in texts[source]) or any(
+            names_title(t, source_title) for t in texts[doc]
         )
-    ]
-    if not anchors and linked:
-        anchors = list({h["chunk_id"]: h for h in sources}.values())
-    return anchors + linked
+
+    linked = [d for d in pool if d not in sources and any(linked_to(d, s) for s in sources)]
+    if not anchors and not linked:
+        return []
+    return [best[d][1] for d in [*sources, *linked]]
 
 
 def _ordered_terms(text: str, exclude: set[str]) -> list[str]:

@@ -189,3 +189,14 @@ def test_same_named_comparison_items_are_searched_once():
     q = "Which actor do American Beauty and American Beauty have in common?"
     subs, rule = offline_subquestions(q, [], 4)
     assert rule == "comparison" and len(subs) == 1 and subs[0].startswith("American Beauty")
+
+
+def test_title_evidence_is_one_chunk_per_document():
+    q = "How does the Deploy Runbook roll back a release?"
+    runbook = [
+        {**_doc("rb", "Deploy Runbook", f"Step {i} of the rollout."), "chunk_id": f"rb::{i}", "doc_id": "rb"}
+        for i in range(5)
+    ]
+    other = {**_doc("ops", "Ops Guide", "Rollbacks follow the Deploy Runbook."), "doc_id": "ops"}
+    got = [h["chunk_id"] for h in title_evidence(q, [runbook, [other]])]
+    assert got == ["rb::0", "ops::0"]  # the named document once (its best chunk), then the one naming it
