@@ -36,7 +36,9 @@ class Context:
     freshness_half_life_days: dict[str, float] | None = None  # per doc_type ("*" = default); None: off
     stale_after_days: int = 365  # mention dates of sources older than this
     faithfulness_threshold: float = 0.5
-    answer_threshold: float = 0.55  # extractive generator abstains below this best-sentence score (0..1)
+    # extractive generator abstains unless a sentence answers the question this well on its own words
+    # (0..1, tools/extractive.answerability)
+    answer_threshold: float = 0.44
     max_retries: int = 1
     max_subquestions: int = 4
     num_variants: int = 3

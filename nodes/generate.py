@@ -67,18 +67,20 @@ async def _llm_answer(ctx: Context, question: str, sources: list[dict], strict: 
 
 
 def _extractive(
-    question: str, sources: list[dict], strict: bool, subquestions: list[str], min_score: float
+    question: str, sources: list[dict], strict: bool, subquestions: list[str], threshold: float
 ) -> tuple[str, bool]:
     embed = providers.embedder()
     result = generate_extractive(
-        question, sources, embed, abstain_text=ABSTAIN_TEXT, min_score=min_score, strict=strict
+        question, sources, embed, abstain_text=ABSTAIN_TEXT, min_answerability=threshold, strict=strict
     )
     if result.abstained or not subquestions:
         return result.text, result.abstained
     # multi-hop synthesis: add the best sentence for each sub-question the answer does not cover yet
     extra = []
     for sub in subquestions:
-        part = generate_extractive(sub, sources, embed, abstain_text="", min_score=min_score, max_sentences=1)
+        part = generate_extractive(
+            sub, sources, embed, abstain_text="", min_answerability=threshold, max_sentences=1
+        )
         if part.text and part.text not in result.text and part.text not in extra:
             extra.append(part.text)
     return " ".join([result.text, *extra]), False
