@@ -42,6 +42,8 @@ _BRIDGE = re.compile(
     # reduced relative clause: "the fiction written by X", "the band formed in", "a game designed by"
     r"|\b(?:[Tt]he|[Tt]his|[Tt]hat|[Aa]n?)\s+(?:[\w\-]+\s+){0,3}?[a-z]{2,}(?:ed|en)\s+"
     r"(?:by|in|at|for|from|with|on|as)\s"
+    # "a film starring Nicolas Cage"
+    r"|\b(?:[Tt]he|[Aa]n?|[Tt]his|[Tt]hat)\s+(?:[\w\-]+\s+){0,2}?[a-z]{3,}ing\s+[A-Z]"
     r"|\b[A-Z][\w\-]*(?:\s+[A-Z][\w\-]*)*'s\s+(?:\d+\s+)?[a-z]",
 )
 _COMMON = re.compile(r"\b(both|same|common|share|shared|either|neither)\b", re.I)
@@ -93,6 +95,12 @@ def comparison_entities(question: str) -> list[str]:
             r"(?!(?:Are|Were|Is|Was|Do|Does|Did|Have|Has|Had|Which|What|Who|When|Where|How)\b)"
             r"(?:[Tt]he\s+)?([A-Z][^,]*?)\s+and\s+(?:the\s+)?([A-Z][^,]*?)\s+"
             r"(?:were|are|have|had|both|share|shared)\b",
+            q,
+        )
+    if not m:  # "Is Karjiang a mountain and Sherpi Kangri a mountain peak?"
+        m = re.match(
+            r"(?:Is|Are|Was|Were)\s+(?:the\s+)?([A-Z][^,]*?)\s+(?:a|an|the)\s+[^,]+?\s+and\s+"
+            r"(?:the\s+)?([A-Z][^,]*?)\s+(?:a|an|the)\s",
             q,
         )
     if not m:

@@ -139,6 +139,8 @@ def test_plain_lookup_has_no_bridge_cue():
             ["Transylvanian Hound", "Jack Russell Terrier"],
         ),
         ("Which actor do American Beauty and American Beauty have in common?", ["American Beauty"] * 2),
+        ("Is Karjiang a mountain and Sherpi Kangri a mountain peak?", ["Karjiang", "Sherpi Kangri"]),
+        ("Is Paris the capital of France?", []),
         # a claim that two things are so is a statement to check, not a comparison question
         ("ATM and Rad3 related protein are critical for sensing DNA damage.", []),
     ],
@@ -154,6 +156,7 @@ def test_comparison_items_without_a_trailing_or_clause(question, items):
         "This singer of A Rather Blustery Day also voiced what hedgehog?",
         "What podcast was the chief executive officer of Nerdist Industries a guest on?",
         "Flyboys stars which actor who was nominated for an Academy Award for 127 Hours?",
+        "What screenwriter co-wrote a film starring Nicolas Cage and Tea Leoni?",
     ],
 )
 def test_questions_about_something_described_through_a_named_entity_go_multihop(question):
