@@ -24,6 +24,7 @@ from tools.faithfulness import repair_citations
 from tools.freshness import staleness_notes
 
 MAX_SENTENCES = 5
+PART_MIN_SCORE = 0.55  # multi-hop: a sub-question's best sentence is added when it scores this well
 _SOURCE_TAG = re.compile(r"<(?=\s*/?\s*source\b)", re.I)
 
 
@@ -78,8 +79,14 @@ def _extractive(
     # multi-hop synthesis: add the best sentence for each sub-question the answer does not cover yet
     extra = []
     for sub in subquestions:
-        part = generate_extractive(
-            sub, sources, embed, abstain_text="", min_answerability=threshold, max_sentences=1
+        part = generate_extractive(  # the answer already passed the answerability check: score only
+            sub,
+            sources,
+            embed,
+            abstain_text="",
+            min_score=PART_MIN_SCORE,
+            min_answerability=0.0,
+            max_sentences=1,
         )
         if part.text and part.text not in result.text and part.text not in extra:
             extra.append(part.text)
