@@ -549,6 +549,7 @@ def score_graph_output(
         "gold": gold,
         "cited_docs": cited_docs,
         "context_docs": context,
+        "context_chunks": len(out.get("contexts") or []),
         "retrieved_docs": retrieved[:20],
         "generator": out.get("generator"),
         "confidence": out.get("confidence"),
