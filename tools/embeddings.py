@@ -16,6 +16,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
+
 from agent.errors import ConfigError, ProviderError
 
 # Set before sentence-transformers / transformers / chromadb are imported anywhere through this module:
@@ -105,6 +107,57 @@ class SentenceTransformerEmbedder:
         if not texts:
             return []
         return self._encode(texts).tolist()
+
+    def embed_with_spans(
+        self, texts: list[str], spans: list[list[tuple[int, int]]]
+    ) -> tuple[list[list[float]], list[list[np.ndarray | None]]]:
+        """Document vectors plus, from the same forward pass, one vector per character span of each text.
+
+        A span's vector is the mean of its contextual token embeddings, unit length ("late chunking"):
+        the sentence as read inside its document, at no extra model cost. None for a span that
+        `max_seq_length` cut off or that holds no token.
+        """
+        import torch
+
+        if len(spans) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(spans)} span lists")
+        vectors: list[list[float]] = [[] for _ in texts]
+        pooled: list[list[np.ndarray | None]] = [[None] * len(s) for s in spans]
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding per batch
+        model = self._model
+        with (
+            self._lock,
+            torch.inference_mode(),
+            torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"),
+        ):
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                feats = model.tokenizer(
+                    [texts[i] for i in idx],
+                    padding=True,
+                    truncation="longest_first",
+                    max_length=model.max_seq_length,
+                    return_tensors="pt",
+                    return_offsets_mapping=True,
+                )
+                offsets = feats.pop("offset_mapping").tolist()
+                out = model(dict(feats))
+                docs = torch.nn.functional.normalize(out["sentence_embedding"].float(), dim=-1).numpy()
+                tokens = out["token_embeddings"].float().numpy()
+                lengths = feats["attention_mask"].sum(dim=1).tolist()
+                for row, i in enumerate(idx):
+                    vectors[i] = docs[row].tolist()
+                    offs = offsets[row][: int(lengths[row])]
+                    seen_end = max((b for _, b in offs), default=0)
+                    for j, (a, b) in enumerate(spans[i]):
+                        if b > seen_end:  # truncated: the model never read the end of this span
+                            continue
+                        ids = [t for t, (x, y) in enumerate(offs) if y > x and x >= a and y <= b]
+                        if ids:
+                            vec = tokens[row, ids].mean(axis=0)
+                            norm = float(np.linalg.norm(vec))
+                            pooled[i][j] = vec / norm if norm > 0 else None
+        return vectors, pooled
 
     def embed_query(self, text: str) -> list[float]:
         """Embed one query."""

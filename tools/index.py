@@ -551,8 +551,9 @@ class HybridIndex:
             known_vids = set(self._vid_to_cid)
         # 1. new vectors first: SQLite learns their ids in step 2, reconcile undoes a crash before that
         fresh = [r for _, rows, *_ in todo for r in rows if r.vector_id not in known_vids]
+        late: dict[str, bytes] = {}
         if fresh:
-            embs = self.embedder.embed_documents([r.embed_text for r in fresh])
+            embs, late = self._embed_chunks(fresh)
             if len(embs) != len(fresh) or any(len(e) != self._dim for e in embs):
                 raise IndexError_(f"embedder returned {len(embs)} vectors of the wrong size for {len(fresh)}")
             self.store.upsert(
@@ -560,7 +561,7 @@ class HybridIndex:
                 embs,
                 [{**F.chroma_metadata(r.meta), "chunk_id": r.chunk_id} for r in fresh],
             )
-        sentences = self._sentence_rows([(doc_id, rows) for doc_id, rows, *_ in todo])
+        sentences = self._sentence_rows([(doc_id, rows) for doc_id, rows, *_ in todo], late)
         # 2. one transaction swaps every document's rows and bumps the version
         with self._lock:
             now = time.time()
@@ -782,8 +783,35 @@ class HybridIndex:
             pass
 
     # ------------------------------------------------------------------ sentence vectors
-    def _sentence_rows(self, docs: list[tuple[str, list[_Row]]]) -> dict[str, list[tuple[str, str, bytes]]]:
-        """(doc_id, key, blob) rows of each document's sentence vectors; only unseen texts are embedded."""
+    def _late_sentences(self) -> bool:
+        """Sentence vectors come out of the chunk's own forward pass (see tools/sentence_store.py)."""
+        return self._stores_sentences and callable(getattr(self.embedder, "embed_with_spans", None))
+
+    def _embed_chunks(self, rows: list[_Row]) -> tuple[list[list[float]], dict[str, bytes]]:
+        """Chunk vectors, and sentence key -> stored blob for the sentences read in the same pass."""
+        if not self._late_sentences():
+            return self.embedder.embed_documents([r.embed_text for r in rows]), {}
+        pairs = [S.sentence_pairs(r.text, r.meta) for r in rows]
+        spans = [
+            S.sentence_spans(r.embed_text, r.text, [s for s, _ in p])
+            for r, p in zip(rows, pairs, strict=True)
+        ]
+        embed_with_spans = self.embedder.embed_with_spans  # type: ignore[attr-defined]
+        embs, pooled = embed_with_spans([r.embed_text for r in rows], spans)
+        late: dict[str, bytes] = {}
+        for p, vecs in zip(pairs, pooled, strict=True):
+            for (_, embedded), vec in zip(p, vecs, strict=True):
+                key = S.sentence_key(S.SENTENCE_MODEL, embedded)
+                if vec is not None and key not in late:
+                    late[key] = S.encode(vec[None, :])[0]
+        return embs, late
+
+    def _sentence_rows(
+        self, docs: list[tuple[str, list[_Row]]], late: dict[str, bytes] | None = None
+    ) -> dict[str, list[tuple[str, str, bytes]]]:
+        """(doc_id, key, blob) rows of each document's sentence vectors: from `late` (this ingest's
+        forward pass), else already stored; embedders without spans embed the rest one by one, for the
+        late path a sentence the model never read (past its window) is left to query time."""
         if not self._stores_sentences or not docs:
             return {}
         keyed: dict[str, dict[str, str]] = {}
@@ -794,12 +822,13 @@ class HybridIndex:
                 for t in S.chunk_sentences(r.text, r.meta)
             }
         wanted = {k: t for keys in keyed.values() for k, t in keys.items()}
-        known = self._stored_blobs(list(wanted))
+        known = dict(late or {})
+        known.update(self._stored_blobs([k for k in wanted if k not in known]))
         todo = [k for k in wanted if k not in known]
-        if todo:
+        if todo and not self._late_sentences():
             vectors = np.asarray(self.embedder.embed_documents([wanted[k] for k in todo]), dtype=np.float32)
             known.update(zip(todo, S.encode(vectors), strict=True))
-        return {doc_id: [(doc_id, k, known[k]) for k in keys] for doc_id, keys in keyed.items()}
+        return {doc_id: [(doc_id, k, known[k]) for k in keys if k in known] for doc_id, keys in keyed.items()}
 
     def _stored_blobs(self, keys: list[str]) -> dict[str, bytes]:
         out: dict[str, bytes] = {}
@@ -839,8 +868,10 @@ class HybridIndex:
                     for doc_id, text, meta in self._db.execute(
                         f"SELECT doc_id, text, metadata FROM chunks WHERE doc_id IN ({q})", part
                     ):
-                        found[doc_id].append(_Row("", "", 0, text, json.loads(meta), [], None, ""))
-                rows = self._sentence_rows(list(found.items()))
+                        m = json.loads(meta)
+                        found[doc_id].append(_Row("", "", 0, text, m, [], None, _embed_text(text, m)))
+                _, late = self._embed_chunks([r for rows in found.values() for r in rows])
+                rows = self._sentence_rows(list(found.items()), late)
                 with self._lock:
                     self._db.execute("BEGIN IMMEDIATE")
                     for doc_rows in rows.values():

@@ -1,5 +1,6 @@
-"""Sentence vectors stored at ingest: the offline reranker reads them instead of calling the model, they
-match what the model computes, and they follow the documents (update, delete, disabled, backfill)."""
+"""Sentence vectors stored at ingest: they come out of the chunk's own forward pass (late chunking), the
+offline reranker reads them instead of calling the model, they stay close to what the model computes for the
+sentence alone, and they follow the documents (update, delete, disabled, backfill)."""
 
 from __future__ import annotations
 
@@ -30,13 +31,18 @@ def fresh_lru() -> Iterator[None]:
 def model_calls(embedder: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every text the shared MiniLM model embeds from now on."""
     seen: list[str] = []
-    real = embedder.embed_documents
+    real, real_spans = embedder.embed_documents, embedder.embed_with_spans
 
     def counting(texts: list[str]) -> list[list[float]]:
         seen.extend(texts)
         return real(texts)
 
+    def counting_spans(texts: list[str], spans: list[list[tuple[int, int]]]) -> Any:
+        seen.extend(texts)
+        return real_spans(texts, spans)
+
     monkeypatch.setattr(embedder, "embed_documents", counting)
+    monkeypatch.setattr(embedder, "embed_with_spans", counting_spans)
     return seen
 
 
@@ -53,16 +59,34 @@ def all_sentences(index: HybridIndex, doc_id: str | None = None) -> list[str]:
     return out
 
 
-def test_ingest_stores_the_vectors_the_model_gives(make_index: Any, embedder: Any) -> None:
+def test_embed_with_spans_gives_the_document_vectors_and_one_per_span(embedder: Any) -> None:
+    texts = ["Access tokens expire after 15 minutes. Refresh tokens last 30 days.", "word " * 400 + "end."]
+    n = len(texts[0])
+    spans = [[(0, 38), (39, n), (0, 0)], [(0, 4), (len(texts[1]) - 4, len(texts[1]))]]
+    docs, pooled = embedder.embed_with_spans(texts, spans)
+    ref = np.asarray(embedder.embed_documents(texts), dtype=np.float32)
+    assert all(float(np.dot(d, r)) > 0.999 for d, r in zip(docs, ref, strict=True))
+    first, second, empty = pooled[0]
+    assert empty is None  # no token inside
+    assert abs(float(np.linalg.norm(first)) - 1.0) < 1e-5 and float(first @ second) < 0.99
+    alone = np.asarray(embedder.embed_documents(["Access tokens expire after 15 minutes."]))[0]
+    assert float(first @ alone) > float(second @ alone)
+    assert pooled[1][0] is not None and pooled[1][1] is None  # past max_seq_length: never read
+
+
+def test_ingest_stores_a_vector_per_sentence_close_to_the_model_on_its_own(
+    make_index: Any, embedder: Any
+) -> None:
     index = make_index()
-    texts = all_sentences(index)
-    assert index.stats()["sentence_vectors"] == len(set(texts)) > len(index.chunk_ids())
+    texts = sorted(set(all_sentences(index)))
+    assert index.stats()["sentence_vectors"] == len(texts) > len(index.chunk_ids())
     stored = index.sentence_vectors([S.sentence_key(S.SENTENCE_MODEL, t) for t in texts])
+    got = np.stack([stored[S.sentence_key(S.SENTENCE_MODEL, t)] for t in texts])
     live = np.asarray(embedder.embed_documents(texts), dtype=np.float32)
-    for text, vec in zip(texts, live, strict=True):
-        got = stored[S.sentence_key(S.SENTENCE_MODEL, text)]
-        assert abs(float(np.linalg.norm(got)) - 1.0) < 1e-5
-        assert float(got @ vec) > 0.999, text
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    sims = got @ live.T  # stored vector of sentence i against the model's vector of sentence j
+    assert (sims.argmax(axis=1) == np.arange(len(texts))).all()
+    assert float(np.diag(sims).min()) > 0.6
     # headings are part of the embedded text, as the reranker embeds it
     assert any(t.startswith("Authentication guide") for t in texts)
 
@@ -76,16 +100,15 @@ def test_maxsim_rerank_only_embeds_the_query(make_index: Any, model_calls: list[
     assert ranked[0]["doc_id"] == "auth" and len(ranked) == len(hits)
 
 
-def test_reranking_from_stored_vectors_matches_the_model(make_index: Any) -> None:
+def test_reranking_from_stored_vectors_agrees_with_embedding_per_query(make_index: Any) -> None:
     index = make_index()
     hits = [h.to_dict() for h in index.search(QUERY, 6)]
     from_store = MaxSimReranker(providers.embedder()).rerank(QUERY, hits)
     index.close()  # unregistered: the same rerank now computes every sentence
     caching.set_cache(None)
     computed = MaxSimReranker(providers.embedder()).rerank(QUERY, hits)
-    a = {h["chunk_id"]: h["rerank_score"] for h in from_store}
-    b = {h["chunk_id"]: h["rerank_score"] for h in computed}
-    assert a.keys() == b.keys() and max(abs(a[c] - b[c]) for c in a) < 0.02
+    assert {h["chunk_id"] for h in from_store} == {h["chunk_id"] for h in computed}
+    assert from_store[0]["chunk_id"] == computed[0]["chunk_id"] == "auth::c0"
 
 
 def test_update_reuses_unchanged_sentences_and_delete_drops_them(
@@ -97,10 +120,10 @@ def test_update_reuses_unchanged_sentences_and_delete_drops_them(
     changed = text + "\n\nService accounts use long-lived keys instead of tokens."
     model_calls.clear()
     index.upsert_documents(corpus_batch([(doc_id, title, changed, meta)]))
-    new_sentence = [t for t in model_calls if "Service accounts" in t]
-    assert new_sentence, model_calls
-    # chunk vectors are recomputed for the changed chunk only; sentences only for the new sentence
-    assert [t for t in model_calls if "Access tokens expire" in t and ": " in t[:40]] == []
+    new_sentence = [t for t in all_sentences(index, doc_id) if "Service accounts" in t]
+    assert new_sentence and set(S.lookup(S.SENTENCE_MODEL, new_sentence)) == set(new_sentence)
+    # only the new chunk is read by the model: its sentence vector comes from that same pass
+    assert len(model_calls) == 1 and "Access tokens expire" not in model_calls[0]
     assert index.stats()["sentence_vectors"] == before + 1
     index.delete_document(doc_id)
     assert doc_id not in stored_doc_ids(index)
