@@ -91,11 +91,13 @@ def hotpotqa(limit: int | None, progress: bool) -> dict[str, Any]:
                 hits = index.search(q.text, k=max(1, int(rec.get("context_chunks") or 0)))
                 found.append(M.all_found([h.doc_id for h in hits], q.gold_doc_ids))
             records = run["records"]
-            graph_rate = M.mean(float(r["metrics"].get("supporting_in_context") or 0.0) for r in records)
+            in_context = [float(r["metrics"].get("supporting_in_context") or 0.0) for r in records]
+            graph_rate = M.mean(in_context) or 0.0
+            single_rate = M.mean(found) or 0.0
             matched[name] = {
                 "graph": graph_rate,
-                "single_same_size": M.mean(found),
-                "gain_points": round(100 * (graph_rate - M.mean(found)), 1),
+                "single_same_size": single_rate,
+                "gain_points": round(100 * (graph_rate - single_rate), 1),
                 "context_chunks_mean": M.mean(float(r.get("context_chunks") or 0) for r in run["records"]),
             }
     finally:
