@@ -446,6 +446,35 @@ def _serializer() -> Any:
     return Serializer()
 
 
+def cached_answers(runnable: Any) -> Any:
+    """`runnable` (the graph) with its async invoke going through the response cache (agent.caching): the
+    same question, filters, settings and caller scope on the same index version is answered from memory
+    within `cache_ttl_s`; the output's `cache.response` says "hit", "miss" or "off". The key holds the
+    caller's groups and clearance, so a cached answer never reaches a caller with another scope.
+    Streams and batches always run the graph."""
+    from langchain_core.runnables.base import RunnableBinding
+
+    from agent import caching
+    from agent.context import context_of
+
+    class CachedAnswers(RunnableBinding):  # type: ignore[type-arg]
+        def config_schema(self, *, include: Any = None) -> Any:
+            # the graph's own schema (its Context as `configurable`); langserve parses requests with it
+            return self.bound.config_schema(include=include)
+
+        async def ainvoke(self, input: Any, config: Any = None, **kwargs: Any) -> Any:  # noqa: A002
+            if not isinstance(input, dict):
+                return await RunnableBinding.ainvoke(self, input, config, **kwargs)
+            ctx = context_of(self._merge_configs(config))
+
+            async def run(values: dict[str, Any]) -> dict[str, Any]:
+                return dict(await RunnableBinding.ainvoke(self, values, config, **kwargs))
+
+            return await caching.answer(dict(input), ctx, run)
+
+    return CachedAnswers(bound=runnable)
+
+
 def create_app(
     index_dir: str | None = None,
     api_keys: Mapping[str, Any] | str | None = None,
@@ -562,7 +591,7 @@ def create_app(
 
     add_routes(
         app,
-        graph,
+        cached_answers(graph),
         path="/ask",
         config_keys=("configurable",),
         per_req_config_modifier=per_request,

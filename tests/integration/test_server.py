@@ -168,6 +168,28 @@ async def test_restricted_runbook_never_reaches_a_caller_without_access(client: 
     assert r.json()["output"]["retrieved"] == []
 
 
+async def test_invoke_answers_come_from_the_response_cache_per_caller(client: httpx.AsyncClient) -> None:
+    from agent import caching
+
+    caching.set_cache(None)
+    first = await ask(client, OPS, RUNBOOK_QUESTION)
+    again = await ask(client, OPS, RUNBOOK_QUESTION)
+    assert first.status_code == again.status_code == 200, first.text
+    one, two = first.json()["output"], again.json()["output"]
+    assert one["cache"]["response"] == "miss" and two["cache"]["response"] == "hit"
+    assert two["answer"] == one["answer"] and two["citations"] == one["citations"]
+    assert RUNBOOK_DOC in cited_docs(two)
+    # another caller's scope is another key: the cached ops answer never reaches the reader
+    r = await ask(client, READER, RUNBOOK_QUESTION, WIDEN)
+    out = r.json()["output"]
+    assert out["cache"]["response"] == "miss"
+    assert RUNBOOK_DOC not in cited_docs(out) | chunk_docs(out) and RUNBOOK_SECRET not in r.text
+    # another setting is another answer, and the setting reaches the graph through the cached route
+    r = await ask(client, OPS, RUNBOOK_QUESTION, {"configurable": {"route": "expand"}})
+    assert r.json()["output"]["cache"]["response"] == "miss" and r.json()["output"]["route"] == "expand"
+    caching.set_cache(None)
+
+
 async def test_config_hash_in_the_path_cannot_widen_access(client: httpx.AsyncClient) -> None:
     from langserve.lzstring import LZString
 
