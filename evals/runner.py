@@ -205,7 +205,11 @@ def build_index(
         except (OSError, json.JSONDecodeError):
             info = {}
         if info.get("fingerprint") == fingerprint and info.get("complete"):
-            return _open_index(path, index_cfg), path, True
+            index = _open_index(path, index_cfg)
+            backfill = getattr(index, "backfill_sentences", None)
+            if callable(backfill):  # built by an older version: the reranker's sentence vectors, once
+                backfill()
+            return index, path, True
     if rebuild and path.exists():
         import shutil
 

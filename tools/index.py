@@ -267,8 +267,7 @@ class HybridIndex:
         )
         self._load_memory()
         self.reconcile()
-        if self._stores_sentences:
-            self._backfill_sentences()
+        if self._stores_sentences:  # older documents get theirs from backfill_sentences() (ingest calls it)
             S.register(self)
 
     @classmethod
@@ -845,10 +844,14 @@ class HybridIndex:
             return {}
         return {k: S.decode(blob) for k, blob in self._stored_blobs(keys).items()}
 
-    def _backfill_sentences(self) -> None:
-        """Once per index: sentence vectors for documents ingested before they were stored."""
-        if self._meta_get("sentences_complete") == "1":
-            return
+    def backfill_sentences(self) -> int:
+        """Sentence vectors for documents ingested before they were stored (or with them off); the number
+        of documents filled. Cheap once done (a flag); tools.ingest calls it after every ingest, so an
+        index from an older version gets them on its next `ragroute ingest`, not on open: reading every
+        chunk again takes as long as embedding it did."""
+        self._check_open()
+        if not self._stores_sentences or self._meta_get("sentences_complete") == "1":
+            return 0
         with self._write_lock:
             with self._lock:
                 docs = [
@@ -881,6 +884,7 @@ class HybridIndex:
                     self._db.execute("COMMIT")
             with self._lock:
                 self._meta_set("sentences_complete", 1)
+        return len(docs)
 
     def _after_change(self) -> None:
         self._loaded_version = self.version

@@ -224,6 +224,9 @@ def ingest_documents(
             pending = []
     if pending:
         _write(index, pending, report)
+    backfill = getattr(index, "backfill_sentences", None)
+    if callable(backfill):  # an index from an older version: its documents' sentence vectors, once
+        backfill()
     report.seconds = time.perf_counter() - started
     return report
 

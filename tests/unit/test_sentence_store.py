@@ -15,6 +15,7 @@ from agent.errors import ConfigError
 from tests.conftest import TINY_CORPUS, corpus_batch
 from tools import sentence_store as S
 from tools.index import HybridIndex, IndexConfig
+from tools.ingest import ingest_documents
 from tools.rerankers import MaxSimReranker
 
 QUERY = "How long do access tokens last before they expire?"
@@ -130,15 +131,18 @@ def test_update_reuses_unchanged_sentences_and_delete_drops_them(
     assert not index.sentence_vectors([S.sentence_key(S.SENTENCE_MODEL, new_sentence[0])])
 
 
-def test_disabled_then_backfilled_on_open(tmp_path: Any, embedder: Any) -> None:
+def test_disabled_then_backfilled_by_the_next_ingest(tmp_path: Any, embedder: Any) -> None:
     path = str(tmp_path / "idx")
     with HybridIndex(IndexConfig(path=path, sentence_vectors=False), embedder=embedder) as index:
         index.upsert_documents(corpus_batch())
         assert index.stats()["sentence_vectors"] == 0
         assert S.lookup(S.SENTENCE_MODEL, all_sentences(index)) == {}
     with HybridIndex(IndexConfig(path=path), embedder=embedder) as index:
+        assert index.stats()["sentence_vectors"] == 0  # opening does not read every chunk again
+        assert ingest_documents(index, [], progress=False).added == []  # any ingest fills them in
         texts = all_sentences(index)
         assert index.stats()["sentence_vectors"] == len(set(texts))
+        assert index.backfill_sentences() == 0  # once
         assert set(S.lookup(S.SENTENCE_MODEL, texts)) == set(texts)
         assert stored_doc_ids(index) == {d for d, *_ in TINY_CORPUS}
     with pytest.raises(ConfigError, match="sentence_vectors"):
