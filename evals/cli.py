@@ -132,8 +132,8 @@ def print_table(results: dict[str, Any], regressions: list[dict[str, Any]] | Non
     console.print(table)
     if results.get("per_route"):
         routes = Table(title="quality per route")
-        cols = ("queries", "share", "answer_f1", "faithfulness", "context_recall", "abstained")
-        cols += ("latency_p50_ms",)
+        cols: tuple[str, ...] = ("queries", "share", "answer_f1", "faithfulness", "context_recall")
+        cols += ("abstained", "latency_p50_ms")
         routes.add_column("route")
         for c in cols:
             routes.add_column(c, justify="right")

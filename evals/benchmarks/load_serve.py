@@ -292,7 +292,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         exit_code = server.stop()
     pooled = before.latencies["ask"] + after_levels.latencies["ask"]
-    unloaded = {
+    unloaded: dict[str, Any] = {
         "clients": 1,
         "errors": len(before.errors) + len(after_levels.errors),
         "ask": summarize(pooled),

@@ -50,7 +50,7 @@ def ingest(index: HybridIndex, corpus: list[dict[str, Any]], batch_size: int = 2
     """Ingest one chunk per abstract; returns seconds."""
     t0, c0 = time.perf_counter(), time.process_time()
     for start in range(0, len(corpus), batch_size):
-        batch = []
+        batch: list[tuple[Any, ...]] = []
         for row in corpus[start : start + batch_size]:
             doc_id = str(row["_id"])
             chunk = Chunk(

@@ -137,7 +137,7 @@ def ingest(index: Any, texts: list[str], batch: int = 256) -> float:
 
     start = time.perf_counter()
     for lo in range(0, len(texts), batch):
-        items = []
+        items: list[tuple[Any, ...]] = []
         for i in range(lo, min(lo + batch, len(texts))):
             doc_id = f"s{i}"
             chunk = Chunk(chunk_id=f"{doc_id}-0", doc_id=doc_id, text=texts[i], metadata={"doc_type": "text"})

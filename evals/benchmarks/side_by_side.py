@@ -253,7 +253,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("LangChain EnsembleRetriever (BM25 + Chroma)", "ensemble"),
         ):
             retriever = lc[key]
-            systems.append((label, lambda q, r=retriever: _doc_ids(r.invoke(q)), len(queries)))
+
+            def run(q: str, r: Any = retriever) -> list[str]:
+                return _doc_ids(r.invoke(q))
+
+            systems.append((label, run, len(queries)))
 
     rows = evaluate(systems, queries, ds.qrels)
     ref = rows[0]
