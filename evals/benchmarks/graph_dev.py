@@ -94,10 +94,22 @@ def hotpotqa(limit: int | None, progress: bool) -> dict[str, Any]:
             in_context = [float(r["metrics"].get("supporting_in_context") or 0.0) for r in records]
             graph_rate = M.mean(in_context) or 0.0
             single_rate = M.mean(found) or 0.0
+            halves = {  # even / odd question positions: how stable the gain is on half the questions
+                half: round(
+                    100
+                    * (
+                        (M.mean(in_context[i] for i in range(half, len(records), 2)) or 0.0)
+                        - (M.mean(found[i] for i in range(half, len(records), 2)) or 0.0)
+                    ),
+                    1,
+                )
+                for half in (0, 1)
+            }
             matched[name] = {
                 "graph": graph_rate,
                 "single_same_size": single_rate,
                 "gain_points": round(100 * (graph_rate - single_rate), 1),
+                "gain_points_even_odd_halves": [halves[0], halves[1]],
                 "context_chunks_mean": M.mean(float(r.get("context_chunks") or 0) for r in run["records"]),
             }
     finally:
@@ -203,13 +215,15 @@ def to_markdown(result: dict[str, Any]) -> str:
                 "Same-size comparison (target: multi-hop at least +10 points): each question's single hybrid "
                 "retrieval gets exactly as many chunks as that question's graph context held.",
                 "",
-                "| system | graph | single retrieval, same size | gain (points) | context chunks (mean) |",
-                "|---|---|---|---|---|",
+                "| system | graph | single retrieval, same size | gain (points) | gain on even / odd halves "
+                "| context chunks (mean) |",
+                "|---|---|---|---|---|---|",
             ]
             for name, m in h["same_size_comparison"].items():
+                even, odd = m.get("gain_points_even_odd_halves") or (0.0, 0.0)
                 lines.append(
                     f"| {name} | {_fmt(m['graph'])} | {_fmt(m['single_same_size'])} | "
-                    f"{m['gain_points']:+.1f} | {_fmt(m['context_chunks_mean'])} |"
+                    f"{m['gain_points']:+.1f} | {even:+.1f} / {odd:+.1f} | {_fmt(m['context_chunks_mean'])} |"
                 )
             lines.append("")
     if "clapnq" in result:
