@@ -262,8 +262,12 @@ class HybridIndex:
         # repeated queries (classify's probe, retries, popular questions) skip the embedding model
         self._query_vectors: LRUCache[list[float]] = LRUCache(2048, name="query_embeddings")
         self._check_embedder()
+        # sentence vectors come out of the chunk's own forward pass (see tools/sentence_store.py), so only
+        # the offline sentence model, and only an embedder that exposes that pass, stores them
         self._stores_sentences = (
-            self.config.sentence_vectors and embedder_name(self.embedder) == S.SENTENCE_MODEL
+            self.config.sentence_vectors
+            and embedder_name(self.embedder) == S.SENTENCE_MODEL
+            and callable(getattr(self.embedder, "embed_with_spans", None))
         )
         self._load_memory()
         self.reconcile()
@@ -782,13 +786,9 @@ class HybridIndex:
             pass
 
     # ------------------------------------------------------------------ sentence vectors
-    def _late_sentences(self) -> bool:
-        """Sentence vectors come out of the chunk's own forward pass (see tools/sentence_store.py)."""
-        return self._stores_sentences and callable(getattr(self.embedder, "embed_with_spans", None))
-
     def _embed_chunks(self, rows: list[_Row]) -> tuple[list[list[float]], dict[str, bytes]]:
         """Chunk vectors, and sentence key -> stored blob for the sentences read in the same pass."""
-        if not self._late_sentences():
+        if not self._stores_sentences:
             return self.embedder.embed_documents([r.embed_text for r in rows]), {}
         pairs = [S.sentence_pairs(r.text, r.meta) for r in rows]
         spans = [
@@ -809,24 +809,21 @@ class HybridIndex:
         self, docs: list[tuple[str, list[_Row]]], late: dict[str, bytes] | None = None
     ) -> dict[str, list[tuple[str, str, bytes]]]:
         """(doc_id, key, blob) rows of each document's sentence vectors: from `late` (this ingest's
-        forward pass), else already stored; embedders without spans embed the rest one by one, for the
-        late path a sentence the model never read (past its window) is left to query time."""
+        forward pass), else already stored (an unchanged chunk); a sentence the model never read (past
+        its window) is left to query time."""
         if not self._stores_sentences or not docs:
             return {}
-        keyed: dict[str, dict[str, str]] = {}
-        for doc_id, rows in docs:
-            keyed[doc_id] = {
-                S.sentence_key(S.SENTENCE_MODEL, t): t
-                for r in rows
-                for t in S.chunk_sentences(r.text, r.meta)
-            }
-        wanted = {k: t for keys in keyed.values() for k, t in keys.items()}
+        key = S.sentence_key
+        keyed = {  # each document's distinct sentence keys
+            doc_id: list(
+                dict.fromkeys(
+                    key(S.SENTENCE_MODEL, t) for r in rows for t in S.chunk_sentences(r.text, r.meta)
+                )
+            )
+            for doc_id, rows in docs
+        }
         known = dict(late or {})
-        known.update(self._stored_blobs([k for k in wanted if k not in known]))
-        todo = [k for k in wanted if k not in known]
-        if todo and not self._late_sentences():
-            vectors = np.asarray(self.embedder.embed_documents([wanted[k] for k in todo]), dtype=np.float32)
-            known.update(zip(todo, S.encode(vectors), strict=True))
+        known.update(self._stored_blobs([k for keys in keyed.values() for k in keys if k not in known]))
         return {doc_id: [(doc_id, k, known[k]) for k in keys if k in known] for doc_id, keys in keyed.items()}
 
     def _stored_blobs(self, keys: list[str]) -> dict[str, bytes]:
