@@ -57,6 +57,11 @@ def _summary(results: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _gain_points(graph: list[float], single: list[float]) -> float:
+    """Percentage points the graph's rate is above the single retrieval's."""
+    return round(100 * ((M.mean(graph) or 0.0) - (M.mean(single) or 0.0)), 1)
+
+
 def hotpotqa(limit: int | None, progress: bool) -> dict[str, Any]:
     """Both supporting paragraphs in the final context: graph (auto / multihop) vs single hybrid retrieval."""
     ds = load_dataset("hotpotqa")
@@ -85,32 +90,21 @@ def hotpotqa(limit: int | None, progress: bool) -> dict[str, Any]:
         by_text = {q.text: q for q in queries}
         matched: dict[str, Any] = {}
         for name, run in runs.items():
-            found = []
-            for rec in run["records"]:
+            records = run["records"]
+            graph: list[float] = []
+            same_size: list[float] = []
+            for rec in records:
                 q = by_text[rec["question"]]
                 hits = index.search(q.text, k=max(1, int(rec.get("context_chunks") or 0)))
-                found.append(M.all_found([h.doc_id for h in hits], q.gold_doc_ids))
-            records = run["records"]
-            in_context = [float(r["metrics"].get("supporting_in_context") or 0.0) for r in records]
-            graph_rate = M.mean(in_context) or 0.0
-            single_rate = M.mean(found) or 0.0
-            halves = {  # even / odd question positions: how stable the gain is on half the questions
-                half: round(
-                    100
-                    * (
-                        (M.mean(in_context[i] for i in range(half, len(records), 2)) or 0.0)
-                        - (M.mean(found[i] for i in range(half, len(records), 2)) or 0.0)
-                    ),
-                    1,
-                )
-                for half in (0, 1)
-            }
+                same_size.append(M.all_found([h.doc_id for h in hits], q.gold_doc_ids))
+                graph.append(float(rec["metrics"].get("supporting_in_context") or 0.0))
             matched[name] = {
-                "graph": graph_rate,
-                "single_same_size": single_rate,
-                "gain_points": round(100 * (graph_rate - single_rate), 1),
-                "gain_points_even_odd_halves": [halves[0], halves[1]],
-                "context_chunks_mean": M.mean(float(r.get("context_chunks") or 0) for r in run["records"]),
+                "graph": M.mean(graph),
+                "single_same_size": M.mean(same_size),
+                "gain_points": _gain_points(graph, same_size),
+                # even / odd question positions: how stable the gain is on half the questions
+                "gain_points_even_odd_halves": [_gain_points(graph[h::2], same_size[h::2]) for h in (0, 1)],
+                "context_chunks_mean": M.mean(float(r.get("context_chunks") or 0) for r in records),
             }
     finally:
         index.close()
