@@ -24,7 +24,7 @@ from agent.state import RAGState, RetrieveTask
 from nodes.classify import comparison_entities, entity_spans
 from nodes.common import llm_strings, note, timed
 from prompts.decompose import DECOMPOSE_PROMPT
-from tools.extractive import content_terms, overlap, split_sentences
+from tools.extractive import content_terms, overlap, split_sentences, title_and_section
 
 HOP1_DOCS = 2
 MAX_BRIDGES = 2
@@ -55,7 +55,7 @@ def names_title(text: str, title: str) -> bool:
 
 def hit_title(hit: dict) -> str:
     """The hit's document title (top-level or in metadata); '' when it has none."""
-    return str(hit.get("title") or (hit.get("metadata") or {}).get("title") or "")
+    return title_and_section(hit)[0]
 
 
 def title_evidence(question: str, lists: list[list[dict]], depth: int = EVIDENCE_DEPTH) -> list[dict]:
