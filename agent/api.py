@@ -8,13 +8,12 @@ from collections.abc import AsyncIterator
 from typing import Any, cast
 
 from langgraph.types import StreamMode
-
-from agent import caching
-from agent.context import Context
-from agent.errors import InputError
-from agent.graph import graph
-from agent.state import InputState, OutputState
-from agent.tracing import traced_config
+from ragroute.context import Context
+from ragroute.runtime import caching
+from ragroute.runtime.tracing import traced_config
+from ragroute.state import InputState, OutputState
+from ragroute.tools.errors import InputError
+from ragroute.workflow import graph
 
 OUTPUT_KEYS = tuple(OutputState.__annotations__)
 
@@ -29,7 +28,7 @@ def _inputs(question: str, overrides: dict[str, Any]) -> tuple[dict[str, Any], C
     ctx = Context.from_dict(overrides)
     question = question.strip()
     if ctx.redact_query_pii:  # before retrieval, models and traces see it
-        from tools.pii import redact_query
+        from ragroute.tools.pii import redact_query
 
         question = redact_query(question)
     return {"question": question}, ctx

@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from agent.errors import InputError, RagrouteError
+from ragroute.tools.errors import InputError, RagrouteError
 
 DEFAULT_INDEX_DIR = Path.home() / ".ragroute" / "index"
 QUICKSTART_QUESTION = "What is the maximum lifetime of an API token?"
@@ -24,7 +24,7 @@ def index_dir(args: argparse.Namespace) -> str:
 
 def sample_corpus_dir() -> Path:
     """The bundled sample corpus shipped inside the package."""
-    return Path(str(resources.files("agent").joinpath("sample_corpus")))
+    return Path(str(resources.files("ragroute").joinpath("sample_corpus")))
 
 
 def _print_json(data: Any) -> None:
@@ -50,7 +50,7 @@ def _parse_groups(raw: str | None) -> list[str] | None:
 
 
 def _access(args: argparse.Namespace) -> Any:
-    from tools.types import AccessScope
+    from ragroute.tools.types import AccessScope
 
     groups = _parse_groups(getattr(args, "groups", None))
     clearance = getattr(args, "clearance", None)
@@ -60,7 +60,7 @@ def _access(args: argparse.Namespace) -> Any:
 
 
 def _open_index(args: argparse.Namespace) -> Any:
-    from tools.index import HybridIndex
+    from ragroute.tools.index import HybridIndex
 
     return HybridIndex.open(index_dir(args))
 
@@ -70,8 +70,8 @@ def _open_index(args: argparse.Namespace) -> Any:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Ingest files or folders into the index."""
-    from tools.ingest import ingest_paths
-    from tools.metadata import parse_meta_args
+    from ragroute.tools.ingest import ingest_paths
+    from ragroute.tools.metadata import parse_meta_args
 
     meta = parse_meta_args(args.meta or [])
     for path in args.paths:
@@ -251,7 +251,7 @@ def _print_answer(result: dict[str, Any]) -> None:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     """Answer a question with citations through the query graph."""
-    from agent.api import ask
+    from ragroute.api import ask
 
     result = ask(args.question, **_ask_overrides(args))
     if args.json:
@@ -263,7 +263,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
     """Index the bundled sample corpus, then search and ask a question on it."""
-    from tools.ingest import ingest_paths
+    from ragroute.tools.ingest import ingest_paths
 
     corpus = sample_corpus_dir()
     index = _open_index(args)
@@ -272,7 +272,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
         hits = index.search(QUICKSTART_QUESTION, k=3)
     finally:
         index.close()
-    from agent.api import ask
+    from ragroute.api import ask
 
     result = ask(args.question or QUICKSTART_QUESTION, index_dir=index_dir(args))
     if args.json:
@@ -365,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("quickstart", cmd_quickstart, "index the bundled sample corpus and answer a question")
     p.add_argument("--question", help=f"question to ask (default: {QUICKSTART_QUESTION!r})")
 
-    for module in ("evals.cli", "agent.server"):
+    for module in ("ragroute.evals.cli", "ragroute.server"):
         try:
             register = __import__(module, fromlist=["register"]).register
         except (ImportError, AttributeError):

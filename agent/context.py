@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.errors import ConfigError
+from ragroute.tools.errors import ConfigError
 
 RERANKERS = ("auto", "none", "cohere", "local", "maxsim")
 ROUTE_CHOICES = ("auto", "simple", "expand", "multihop")
@@ -45,7 +45,7 @@ class Context:
     reranker_timeout_s: float = 10.0
     llm_timeout_s: float = 60.0
     strict: bool = False  # raise provider failures instead of degrading
-    # retrieval + response caches (agent/caching.py), keyed by scope and index version; RAGROUTE_CACHE=0: off
+    # retrieval + response caches (agent/runtime/caching.py), keyed by scope and index version; RAGROUTE_CACHE=0: off
     cache: bool = field(default_factory=lambda: os.environ.get("RAGROUTE_CACHE", "1").lower() not in _OFF)
     cache_ttl_s: float = 600.0  # how long a cached answer is served
     prefer_latest_version: bool = True  # drop older versions of a document family unless asked for
@@ -75,7 +75,7 @@ class Context:
         if self.route not in ROUTE_CHOICES:
             raise ConfigError(f"route={self.route!r} is unknown; options: {list(ROUTE_CHOICES)}")
         if not (self.reranker in RERANKERS or self.reranker.startswith("cross-encoder:")):
-            from agent import providers
+            from ragroute.runtime import providers
 
             if self.reranker not in providers.registered_rerankers():
                 raise ConfigError(

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from agent.context import RERANKERS, Context
-from agent.errors import ConfigError, InputError, ProviderError, RagrouteError
-from tools.types import AccessScope, Document
+from ragroute.context import RERANKERS, Context
+from ragroute.tools.errors import ConfigError, InputError, ProviderError, RagrouteError
+from ragroute.tools.types import AccessScope, Document
 
 try:  # route signatures are resolved from module globals (postponed annotations), so import it here
     from fastapi import Request
@@ -271,7 +271,7 @@ class IndexHolder:
             self._register(index)
 
     def _register(self, index: Any) -> None:
-        from agent import providers
+        from ragroute.runtime import providers
 
         providers.register_index(self.index_dir, index)
 
@@ -279,7 +279,7 @@ class IndexHolder:
         """The open index (opened and registered on first use)."""
         with self._lock:
             if self._index is None:
-                from tools.index import HybridIndex
+                from ragroute.tools.index import HybridIndex
 
                 self._index = HybridIndex.open(self.index_dir)
                 self._register(self._index)
@@ -287,7 +287,7 @@ class IndexHolder:
 
     def close(self) -> None:
         """Close the index if this holder opened it."""
-        from agent import providers
+        from ragroute.runtime import providers
 
         with self._lock:
             if self._index is not None and self._owned:
@@ -310,7 +310,7 @@ def _check_client_configurable(values: dict[str, Any]) -> None:
 
 
 def _check_filter(flt: Any, where: str) -> None:
-    from tools.filters import parse_filter
+    from ragroute.tools.filters import parse_filter
 
     if not isinstance(flt, dict):
         raise InputError(f"{where} must be a JSON object, got {type(flt).__name__}")
@@ -364,8 +364,8 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def documents_from_json(items: Any) -> list[Any]:
-    """Validate JSON document objects into `tools.types.Document`s (InputError naming the bad item)."""
-    from tools.types import Document
+    """Validate JSON document objects into `ragroute.tools.types.Document`s (InputError naming the bad item)."""
+    from ragroute.tools.types import Document
 
     if not isinstance(items, list) or not items:
         raise InputError("documents must be a non-empty list of {doc_id, text, title?, metadata?, format?}")
@@ -403,7 +403,7 @@ def documents_from_json(items: Any) -> list[Any]:
 
 def documents_from_uploads(files: list[tuple[str, bytes]]) -> list[Any]:
     """Load uploaded files with the regular loaders (by file suffix); failures come back as LoadFailures."""
-    from tools.loaders import load_file
+    from ragroute.tools.loaders import load_file
 
     out: list[Any] = []
     with tempfile.TemporaryDirectory(prefix="ragroute-upload-") as tmp:
@@ -447,15 +447,14 @@ def _serializer() -> Any:
 
 
 def cached_answers(runnable: Any) -> Any:
-    """`runnable` (the graph) with its async invoke going through the response cache (agent.caching): the
+    """`runnable` (the graph) with its async invoke going through the response cache (ragroute.runtime.caching): the
     same question, filters, settings and caller scope on the same index version is answered from memory
     within `cache_ttl_s`; the output's `cache.response` says "hit", "miss" or "off". The key holds the
     caller's groups and clearance, so a cached answer never reaches a caller with another scope.
     Streams and batches always run the graph."""
     from langchain_core.runnables.base import RunnableBinding
-
-    from agent import caching
-    from agent.context import context_of
+    from ragroute.context import context_of
+    from ragroute.runtime import caching
 
     class CachedAnswers(RunnableBinding):  # type: ignore[type-arg]
         def config_schema(self, *, include: Any = None) -> Any:
@@ -497,9 +496,8 @@ def create_app(
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from langserve import add_routes
-
-    from agent import tracing as tracing_mod
-    from agent.graph import graph
+    from ragroute.runtime import tracing as tracing_mod
+    from ragroute.workflow import graph
 
     path = os.path.abspath(
         os.path.expanduser(index_dir or os.environ.get("RAGROUTE_INDEX_DIR") or "~/.ragroute/index")
@@ -613,7 +611,7 @@ def create_app(
         def check() -> dict[str, Any]:
             index = holder.get()
             stats = index.stats()
-            from agent import providers
+            from ragroute.runtime import providers
 
             vec = providers.embedder()(["readiness probe"])
             return {
@@ -634,7 +632,7 @@ def create_app(
     async def stats(request: Request) -> dict[str, Any]:
         """Index statistics plus this server's cache levels (hits, misses, hit rate, size)."""
         identity_of(request)
-        from agent import caching
+        from ragroute.runtime import caching
 
         index_stats = await asyncio.to_thread(lambda: holder.get().stats())
         return {"index": index_stats, "cache": caching.stats()}
@@ -683,7 +681,7 @@ def create_app(
             raise InputError("meta must be a JSON object of metadata for every document")
 
         def run() -> dict[str, Any]:
-            from tools.ingest import ingest_documents
+            from ragroute.tools.ingest import ingest_documents
 
             index = holder.get()
             # never let a key overwrite a document it cannot read (same message whether or not it exists)
@@ -742,8 +740,7 @@ def create_app(
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the HTTP API with uvicorn."""
     import uvicorn
-
-    from agent.cli import index_dir
+    from ragroute.cli import index_dir
 
     if not 0 < args.port < 65536:
         raise InputError(f"--port must be between 1 and 65535, got {args.port}")
@@ -759,7 +756,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
-    """Add `ragroute serve` to the CLI (picked up by agent.cli.build_parser)."""
+    """Add `ragroute serve` to the CLI (picked up by ragroute.cli.build_parser)."""
     p = subparsers.add_parser(
         "serve",
         help="serve the HTTP API (langserve /ask routes, /ingest, /documents, /health, /ready)",

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent.errors import InputError, RagrouteError
-from evals.runner import GRAPH_METRICS
+from ragroute.evals.runner import GRAPH_METRICS
+from ragroute.tools.errors import InputError, RagrouteError
 
 EXIT_REGRESSION = 3
 # display order of the summary table: retrieval, then answer quality, then operations
@@ -51,7 +51,7 @@ def _positive(raw: str) -> int:
 
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the `eval` options to `parser` (used by register() and by `python -m evals.cli`)."""
+    """Add the `eval` options to `parser` (used by register() and by `python -m ragroute.evals.cli`)."""
     parser.add_argument(
         "dataset",
         help="BEIR folder, golden .jsonl, or a short name (scifact, scifact_dev, clapnq, hotpotqa) "
@@ -156,8 +156,8 @@ def print_table(results: dict[str, Any], regressions: list[dict[str, Any]] | Non
 
 def run_eval_command(args: argparse.Namespace) -> int:
     """Run `ragroute eval` from parsed arguments; returns the exit code."""
-    from evals import runner
-    from evals.datasets import load_dataset
+    from ragroute.evals import runner
+    from ragroute.evals.datasets import load_dataset
 
     config = runner.parse_config(args.config)
     if getattr(args, "index", None) and "index_dir" not in config:
@@ -203,7 +203,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
     json_path.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str))
     chart_path = None
     if not args.no_chart:
-        from evals.charts import plot_results
+        from ragroute.evals.charts import plot_results
 
         chart_path = plot_results(results, out / f"{stem}.png")
     if args.save_baseline:
@@ -226,7 +226,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m evals.cli DATASET ...`: the same as `ragroute eval`."""
+    """`python -m ragroute.evals.cli DATASET ...`: the same as `ragroute eval`."""
     parser = argparse.ArgumentParser(prog="ragroute eval", description=__doc__)
     add_eval_arguments(parser)
     args = parser.parse_args(argv)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.errors import InputError
+from ragroute.tools.errors import InputError
 
 SHORT_NAMES = ("scifact", "scifact_dev", "clapnq", "hotpotqa")
 SPLIT_PREFERENCE = ("test", "dev", "validation", "train")

@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from agent.errors import ProviderError
+from ragroute.tools.errors import ProviderError
 
 JUDGE_PROMPT = """You grade answers to questions against reference answers.
 
@@ -45,6 +45,6 @@ def judge_answer(model: Any, question: str, references: Sequence[str], answer: s
 
 def judge_model(spec: str) -> Any:
     """The chat model for a judge spec ("provider:model"), through the graph's provider factory."""
-    from agent import providers
+    from ragroute.runtime import providers
 
     return providers.chat_model(spec)

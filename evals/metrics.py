@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from agent.errors import ConfigError, InputError
+from ragroute.tools.errors import ConfigError, InputError
 
 Qrels = Mapping[str, int | float]  # doc id -> relevance grade of one query
 
@@ -256,11 +256,11 @@ def cited_sentences(answer: str) -> list[tuple[str, list[int]]]:
 
 
 def support_scorer() -> Any:
-    """The project's sentence-support score (tools.faithfulness, MiniLM + word coverage) as
+    """The project's sentence-support score (ragroute.tools.faithfulness, MiniLM + word coverage) as
     `fn(sentence, passage) -> float`; the token-overlap `overlap_support` when that is unavailable."""
     try:
-        from agent import providers
-        from tools.faithfulness import score_answer
+        from ragroute.runtime import providers
+        from ragroute.tools.faithfulness import score_answer
     except ImportError:
         return overlap_support
     embed = providers.embedder()
@@ -353,7 +353,7 @@ def latency_summary(values_ms: Iterable[float], prefix: str = "latency") -> dict
 
 
 # $ per 1K tokens. Offline generators cost nothing; hosted models start from the graph's own price table
-# (agent.providers.PRICES_PER_MTOK) and are overridden by evals/prices.json or --prices.
+# (ragroute.runtime.providers.PRICES_PER_MTOK) and are overridden by evals/prices.json or --prices.
 OFFLINE_PRICES: dict[str, dict[str, float]] = {
     "extractive-offline": {"prompt": 0.0, "completion": 0.0},
     "offline": {"prompt": 0.0, "completion": 0.0},
@@ -364,7 +364,7 @@ def default_prices() -> dict[str, dict[str, float]]:
     """Offline entries plus the graph's list prices converted from $/1M to $/1K tokens."""
     prices = {k: dict(v) for k, v in OFFLINE_PRICES.items()}
     try:
-        from agent.providers import PRICES_PER_MTOK
+        from ragroute.runtime.providers import PRICES_PER_MTOK
     except ImportError:
         return prices
     for model, (prompt, completion) in PRICES_PER_MTOK.items():

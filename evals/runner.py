@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent.errors import ConfigError, InputError, RagrouteError
-from evals import metrics as M
-from evals.datasets import EvalDataset, EvalQuery, load_dataset
+from ragroute.evals import metrics as M
+from ragroute.evals.datasets import EvalDataset, EvalQuery, load_dataset
+from ragroute.tools.errors import ConfigError, InputError, RagrouteError
 
 DEFAULT_KS = (1, 3, 5, 10, 100)
 MARKER = "ragroute_eval_index.json"
@@ -56,7 +56,7 @@ QUALITY_KEYS = (*GRAPH_METRICS, "abstain_accuracy", "answer_rate", "decision_acc
 
 def _index_config_fields() -> set[str]:
     try:
-        from tools.index import IndexConfig
+        from ragroute.tools.index import IndexConfig
     except ImportError:
         return {"path", "embedding", "rrf_k", "weights", "doc_type_weights", "collection", "chroma_mode"}
     return {f.name for f in dataclasses.fields(IndexConfig)}
@@ -64,7 +64,7 @@ def _index_config_fields() -> set[str]:
 
 def _context_fields() -> set[str]:
     try:
-        from agent.context import Context
+        from ragroute.context import Context
     except ImportError:
         return set()
     return Context.field_names()
@@ -75,9 +75,9 @@ def split_config(
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Split one user config into (index settings, search settings, graph context overrides).
 
-    Index settings are tools.index.IndexConfig fields, chunk sizes, `eval_index_dir` (where the indexes
+    Index settings are ragroute.tools.index.IndexConfig fields, chunk sizes, `eval_index_dir` (where the indexes
     built from BEIR corpora live) and `index_dir` (an existing index, for golden sets); search settings
-    are reranker/candidate_k/rerank_depth/weights/filters; graph overrides are agent.context.Context
+    are reranker/candidate_k/rerank_depth/weights/filters; graph overrides are ragroute.context.Context
     fields. Unknown keys are a ConfigError listing the options.
     """
     config = dict(config or {})
@@ -140,7 +140,7 @@ def index_dir_for(dataset: EvalDataset, index_cfg: dict[str, Any] | None = None)
 
 
 def _documents(dataset: EvalDataset) -> list[Any]:
-    from tools.types import Document
+    from ragroute.tools.types import Document
 
     return [
         Document(
@@ -158,7 +158,7 @@ def _documents(dataset: EvalDataset) -> list[Any]:
 
 
 def _open_index(path: Path, index_cfg: dict[str, Any]) -> Any:
-    from tools.index import HybridIndex
+    from ragroute.tools.index import HybridIndex
 
     open_kw = {k: v for k, v in index_cfg.items() if k in _index_config_fields() and k != "path"}
     return HybridIndex.open(str(path), **open_kw)
@@ -166,7 +166,7 @@ def _open_index(path: Path, index_cfg: dict[str, Any]) -> Any:
 
 def _ingest(index: Any, docs: list[Any], index_cfg: dict[str, Any], progress: bool) -> dict[str, Any]:
     """Add documents through the ingestion pipeline; returns its report summary."""
-    from tools.ingest import ingest_documents
+    from ragroute.tools.ingest import ingest_documents
 
     chunk_kw = {k: index_cfg[k] for k in ("child_tokens", "parent_tokens") if k in index_cfg}
     report = ingest_documents(index, docs, progress=progress, use_sidecar=False, total=len(docs), **chunk_kw)
@@ -367,7 +367,7 @@ def run_retrieval_eval(
     reused, path, owned = None, None, False
     if index is None:
         if ds.kind == "golden":
-            from tools.index import HybridIndex
+            from ragroute.tools.index import HybridIndex
 
             index = HybridIndex.open(index_cfg.get("index_dir"))
         else:
@@ -376,7 +376,7 @@ def run_retrieval_eval(
     name = search_cfg.get("reranker") or (("auto" if rerank is True else rerank) if rerank else None)
     reranker_obj, reranker_name = None, None
     if name and name != "none":
-        from agent import providers
+        from ragroute.runtime import providers
 
         reranker_name = providers.resolve_reranker_name(name)
         reranker_obj = providers.reranker(name)
@@ -639,13 +639,13 @@ def run_graph_eval(
     """
     ds = load_dataset(dataset) if isinstance(dataset, str | Path) else dataset
     index_cfg, _, graph_cfg = split_config(overrides, "graph")
-    from agent import providers
+    from ragroute.runtime import providers
 
     path: Path | None = None
     reused, owned = None, False
     if index is None:
         if ds.kind == "golden":
-            from agent.context import Context
+            from ragroute.context import Context
 
             index = providers.index(Context.from_dict(graph_cfg))
         else:
@@ -660,14 +660,14 @@ def run_graph_eval(
         else:
             graph_cfg.pop("index_dir")
     if ask is None:
-        from agent.api import ask as graph_ask
+        from ragroute.api import ask as graph_ask
 
         ask = graph_ask
     price_table = prices if isinstance(prices, dict) else M.load_prices(prices)
     support = M.support_scorer()
     judge_llm = None
     if judge:
-        from evals.judge import judge_model
+        from ragroute.evals.judge import judge_model
 
         judge_llm = judge_model(judge)
     lookup = _ChunkLookup(index)
@@ -688,7 +688,7 @@ def run_graph_eval(
             record["latency_ms"] = ms
             record["graph_total_ms"] = record["timings"].get("total")
             if judge_llm is not None and q.answers and q.answerable is not False:
-                from evals.judge import judge_answer
+                from ragroute.evals.judge import judge_answer
 
                 try:
                     verdict = judge_answer(

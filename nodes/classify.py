@@ -14,13 +14,12 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 from langgraph.types import Overwrite
-
-from agent.context import Context, context_of
-from agent.state import ROUTES, RAGState
-from nodes.common import call_llm, degrade, note, parse_json, timed
-from nodes.retrieve import asearch
-from prompts.classify import CLASSIFY_PROMPT
-from tools.extractive import STOPWORDS, content_terms
+from ragroute.context import Context, context_of
+from ragroute.nodes.retrieve import asearch
+from ragroute.prompts.classify import CLASSIFY_PROMPT
+from ragroute.runtime.steps import call_llm, degrade, note, parse_json, timed
+from ragroute.state import ROUTES, RAGState
+from ragroute.tools.extractive import STOPWORDS, content_terms
 
 PROBE_K = 10
 _CAP_SPAN = re.compile(
@@ -219,7 +218,7 @@ async def _llm_route(ctx: Context, question: str) -> tuple[str, str, dict[str, f
 @timed("classify")
 async def classify(state: RAGState, runtime: Runtime[Context]) -> dict:
     """Probe-search the question, compute features and choose a route (forced by ctx.route if set)."""
-    from agent.errors import InputError
+    from ragroute.tools.errors import InputError
 
     ctx = context_of(runtime)
     question = (state.get("question") or "").strip()
@@ -227,7 +226,7 @@ async def classify(state: RAGState, runtime: Runtime[Context]) -> dict:
         raise InputError("question is empty; ask something")
     redacted: dict[str, str] = {}
     if ctx.redact_query_pii:  # server runs arrive here with the raw question (ask() redacts before)
-        from tools.pii import redact_query
+        from ragroute.tools.pii import redact_query
 
         question = redact_query(question)
         redacted = {"question": question}  # every later node reads the redacted question

@@ -18,13 +18,12 @@ from __future__ import annotations
 import re
 
 from langgraph.runtime import Runtime
-
-from agent.context import Context, context_of
-from agent.state import RAGState, RetrieveTask
-from nodes.classify import comparison_entities, entity_spans
-from nodes.common import llm_strings, note, timed
-from prompts.decompose import DECOMPOSE_PROMPT
-from tools.extractive import content_terms, overlap, split_sentences, title_and_section
+from ragroute.context import Context, context_of
+from ragroute.nodes.classify import comparison_entities, entity_spans
+from ragroute.prompts.decompose import DECOMPOSE_PROMPT
+from ragroute.runtime.steps import llm_strings, note, timed
+from ragroute.state import RAGState, RetrieveTask
+from ragroute.tools.extractive import content_terms, overlap, split_sentences, title_and_section
 
 HOP1_DOCS = 2
 MAX_BRIDGES = 2

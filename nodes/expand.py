@@ -10,12 +10,11 @@ import math
 from collections import Counter
 
 from langgraph.runtime import Runtime
-
-from agent.context import Context, context_of
-from agent.state import RAGState, RetrieveTask
-from nodes.common import llm_strings, note, timed
-from prompts.expand import EXPAND_PROMPT
-from tools.extractive import content_terms
+from ragroute.context import Context, context_of
+from ragroute.prompts.expand import EXPAND_PROMPT
+from ragroute.runtime.steps import llm_strings, note, timed
+from ragroute.state import RAGState, RetrieveTask
+from ragroute.tools.extractive import content_terms
 
 PRF_DOCS = 3
 PRF_TERMS = 6

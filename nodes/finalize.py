@@ -5,12 +5,11 @@ from __future__ import annotations
 import time
 
 from langgraph.runtime import Runtime
-
-from agent.context import Context
-from agent.state import ABSTAIN_TEXT, Citation, RAGState
-from nodes.common import note, timed
-from tools.extractive import content_terms, split_sentences
-from tools.faithfulness import answer_sentences, strip_citations
+from ragroute.context import Context
+from ragroute.runtime.steps import note, timed
+from ragroute.state import ABSTAIN_TEXT, Citation, RAGState
+from ragroute.tools.extractive import content_terms, split_sentences
+from ragroute.tools.faithfulness import answer_sentences, strip_citations
 
 QUOTE_CHARS = 300
 

@@ -13,15 +13,19 @@ import re
 from typing import Any
 
 from langgraph.runtime import Runtime
-
-from agent import providers
-from agent.context import Context, context_of
-from agent.state import ABSTAIN_TEXT, RAGState
-from nodes.common import call_llm, degrade, note, timed
-from prompts.generate import GENERATE_PROMPT, GENERATE_STRICT_SUFFIX, GENERATE_SYSTEM, SOURCE_TEMPLATE
-from tools.extractive import GENERATOR_NAME, generate_extractive
-from tools.faithfulness import repair_citations
-from tools.freshness import staleness_notes
+from ragroute.context import Context, context_of
+from ragroute.prompts.generate import (
+    GENERATE_PROMPT,
+    GENERATE_STRICT_SUFFIX,
+    GENERATE_SYSTEM,
+    SOURCE_TEMPLATE,
+)
+from ragroute.runtime import providers
+from ragroute.runtime.steps import call_llm, degrade, note, timed
+from ragroute.state import ABSTAIN_TEXT, RAGState
+from ragroute.tools.extractive import GENERATOR_NAME, generate_extractive
+from ragroute.tools.faithfulness import repair_citations
+from ragroute.tools.freshness import staleness_notes
 
 MAX_SENTENCES = 5
 PART_MIN_SCORE = 0.55  # multi-hop: a sub-question's best sentence is added when it scores this well

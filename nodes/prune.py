@@ -13,14 +13,13 @@ import re
 from typing import Any
 
 from langgraph.runtime import Runtime
-
-from agent import providers
-from agent.context import Context, context_of
-from agent.state import RAGState
-from nodes.common import degrade, note, timed
-from tools.freshness import apply_decay
-from tools.injection import screen
-from tools.tokens import count_tokens
+from ragroute.context import Context, context_of
+from ragroute.runtime import providers
+from ragroute.runtime.steps import degrade, note, timed
+from ragroute.state import RAGState
+from ragroute.tools.freshness import apply_decay
+from ragroute.tools.injection import screen
+from ragroute.tools.tokens import count_tokens
 
 DUPLICATE_JACCARD = 0.8
 RETRY_EXTRA_DOCS = 3

@@ -10,12 +10,11 @@ import asyncio
 from typing import Any
 
 from langgraph.runtime import Runtime
-
-from agent import caching, providers
-from agent.context import Context, context_of
-from agent.state import RetrieveTask
-from nodes.common import note, timed
-from tools.types import AccessScope
+from ragroute.context import Context, context_of
+from ragroute.runtime import caching, providers
+from ragroute.runtime.steps import note, timed
+from ragroute.state import RetrieveTask
+from ragroute.tools.types import AccessScope
 
 
 def combined_filters(ctx: Context, extra: dict[str, Any] | None) -> dict[str, Any] | None:

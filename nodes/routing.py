@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from langgraph.types import Send
-
-from agent.state import RAGState
+from ragroute.state import RAGState
 
 
 def original_task(state: RAGState) -> Send:

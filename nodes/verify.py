@@ -11,15 +11,14 @@ import asyncio
 from typing import Any
 
 from langgraph.runtime import Runtime
-
-from agent import providers
-from agent.context import Context, context_of
-from agent.state import ABSTAIN_TEXT, RAGState
-from nodes.common import call_llm, degrade, note, parse_json, timed
-from nodes.generate import format_sources
-from prompts.verify import VERIFY_PROMPT
-from tools.extractive import score_sentences
-from tools.faithfulness import score_answer
+from ragroute.context import Context, context_of
+from ragroute.nodes.generate import format_sources
+from ragroute.prompts.verify import VERIFY_PROMPT
+from ragroute.runtime import providers
+from ragroute.runtime.steps import call_llm, degrade, note, parse_json, timed
+from ragroute.state import ABSTAIN_TEXT, RAGState
+from ragroute.tools.extractive import score_sentences
+from ragroute.tools.faithfulness import score_answer
 
 UNRELATED_SIMILARITY = 0.5  # below this MiniLM cosine, with no shared word, a claim is not in its sources
 

@@ -12,8 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-
-from tools.types import Chunk, Parent
+from ragroute.tools.types import Chunk, Parent
 
 # (doc_id, title, text, metadata). Each document becomes one parent and one chunk per paragraph ("\n\n").
 TINY_CORPUS: list[tuple[str, str, str, dict[str, Any]]] = [
@@ -159,7 +158,7 @@ def corpus_batch(
 @pytest.fixture(scope="session")
 def embedder() -> Any:
     """The real offline MiniLM embedder, loaded once per test session."""
-    from tools.embeddings import get_embedder
+    from ragroute.tools.embeddings import get_embedder
 
     return get_embedder("minilm")
 
@@ -173,7 +172,7 @@ def tiny_corpus() -> list[tuple[str, str, str, dict[str, Any]]]:
 @pytest.fixture
 def make_index(tmp_path: Any, embedder: Any) -> Iterator[Callable[..., Any]]:
     """Factory: `make_index(corpus=None, *, empty=False, **config_kw) -> HybridIndex` in a fresh tmp dir."""
-    from tools.index import HybridIndex, IndexConfig
+    from ragroute.tools.index import HybridIndex, IndexConfig
 
     opened: list[Any] = []
     counter = itertools.count()

@@ -10,9 +10,8 @@ from typing import Any
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-
-from agent.errors import ProviderError
-from tools.types import AccessScope, Parent, SearchHit
+from ragroute.tools.errors import ProviderError
+from ragroute.tools.types import AccessScope, Parent, SearchHit
 
 _WORD = re.compile(r"\w+")
 

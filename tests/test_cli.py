@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from agent.cli import main, sample_corpus_dir
+from ragroute.cli import main, sample_corpus_dir
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from ragroute.api import aask, astream
+from ragroute.context import Context
+from ragroute.runtime import providers
+from ragroute.state import ABSTAIN_TEXT
+from ragroute.workflow import build_graph, graph
 
-from agent import providers
-from agent.api import aask, astream
-from agent.context import Context
-from agent.graph import build_graph, graph
-from agent.state import ABSTAIN_TEXT
 from tests.node_fakes import FailingReranker, ScriptedChatModel
 
 OUTPUT_KEYS = {
@@ -328,8 +328,8 @@ async def test_a_checkpointed_thread_starts_each_question_clean(tiny):
 def test_sync_ask_outside_and_inside_an_event_loop(tiny):
     import asyncio
 
-    from agent.api import ask
-    from agent.errors import ConfigError, InputError
+    from ragroute.api import ask
+    from ragroute.tools.errors import ConfigError, InputError
 
     out = ask("How long do refresh tokens last?", index_dir=tiny)
     assert set(out) == OUTPUT_KEYS and "30 days" in out["answer"]

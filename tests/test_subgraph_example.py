@@ -11,10 +11,9 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langgraph.checkpoint.memory import InMemorySaver
-
-from agent import providers
-from agent.context import Context
-from agent.examples.parent_graph import build_parent_graph, build_tool_agent
+from ragroute.context import Context
+from ragroute.examples.parent_graph import build_parent_graph, build_tool_agent
+from ragroute.runtime import providers
 
 
 def thread(tid: str) -> dict:

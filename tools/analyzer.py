@@ -2,7 +2,7 @@
 optional light suffix stemming.
 
 Stemming measured on /work/shared/data/scifact_dev (1031 docs, 30 claims, BM25Okapi k1=1.5 b=0.75, title+text,
-`python -m tools.analyzer`): nDCG@10 0.7686 without stemming, 0.7906 with light stemming, so stemming
+`python -m ragroute.tools.analyzer`): nDCG@10 0.7686 without stemming, 0.7906 with light stemming, so stemming
 is on by default.
 """
 
@@ -12,7 +12,7 @@ import re
 import unicodedata
 from functools import lru_cache
 
-# nDCG@10 on scifact_dev, measured with `python -m tools.analyzer` (see _measure):
+# nDCG@10 on scifact_dev, measured with `python -m ragroute.tools.analyzer` (see _measure):
 #   no stemming: 0.7686   light stemming: 0.7906  (+0.022)
 # Stemming helps, so it is on by default.
 STEM_BY_DEFAULT = True

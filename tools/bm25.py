@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ragroute.tools.errors import ConfigError
 from rank_bm25 import BM25Okapi
-
-from agent.errors import ConfigError
 
 SNAPSHOT_FORMAT = 1
 

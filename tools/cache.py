@@ -20,8 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from agent.errors import ConfigError, InputError
-from tools.types import AccessScope
+from ragroute.tools.errors import ConfigError, InputError
+from ragroute.tools.types import AccessScope
 
 V = TypeVar("V")
 _MISSING = object()

@@ -19,10 +19,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.errors import ConfigError
-from tools.analyzer import ENGLISH_STOPWORDS, Analyzer
-from tools.tokens import count_tokens
-from tools.types import Chunk, Document, Parent
+from ragroute.tools.analyzer import ENGLISH_STOPWORDS, Analyzer
+from ragroute.tools.errors import ConfigError
+from ragroute.tools.tokens import count_tokens
+from ragroute.tools.types import Chunk, Document, Parent
 
 DEFAULT_CHILD_TOKENS = 200
 DEFAULT_PARENT_TOKENS = 800

@@ -17,8 +17,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-
-from agent.errors import ConfigError, ProviderError
+from ragroute.tools.errors import ConfigError, ProviderError
 
 # Set before sentence-transformers / transformers / chromadb are imported anywhere through this module:
 # nothing in ragroute may reach the network, and Chroma must not phone home.

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from agent.errors import FilterError
-from tools.types import AccessScope
+from ragroute.tools.errors import FilterError
+from ragroute.tools.types import AccessScope
 
 COMPARISON_OPS = ("$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte")
 LOGICAL_OPS = ("$and", "$or")

@@ -102,8 +102,8 @@ def _newer(a: str, b: str) -> bool:
 
 
 def _family(meta: dict) -> str:
-    """Group versions by document family (tools.versions.family_of: metadata `family`, else doc_type +
+    """Group versions by document family (ragroute.tools.versions.family_of: metadata `family`, else doc_type +
     title without the version)."""
-    from tools.versions import family_of  # tools.versions imports this module
+    from ragroute.tools.versions import family_of  # ragroute.tools.versions imports this module
 
     return family_of(meta) or f"{meta.get('doc_type', '')}|{str(meta.get('title', '')).strip().lower()}"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from agent.errors import ConfigError
+from ragroute.tools.errors import ConfigError
 
 DEFAULT_RRF_K = 60
 # Opt-in per-doc_type leans (IndexConfig.doc_type_weights). They are off by default on purpose: RRF scores

@@ -40,17 +40,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from agent.errors import ConfigError, IndexError_, InputError
-from tools import filters as F
-from tools import sentence_store as S
-from tools.analyzer import Analyzer
-from tools.bm25 import BM25Index
-from tools.cache import LRUCache
-from tools.embeddings import Embedder, embedder_name, get_embedder
-from tools.hybrid import DEFAULT_DOC_TYPE_WEIGHTS, rrf_fuse, validate_weights
-from tools.types import AccessScope, Chunk, Parent, SearchHit
-from tools.vectorstore import CHROMA_MODES, VectorStore
+from ragroute.tools import filters as F
+from ragroute.tools import sentence_store as S
+from ragroute.tools.analyzer import Analyzer
+from ragroute.tools.bm25 import BM25Index
+from ragroute.tools.cache import LRUCache
+from ragroute.tools.embeddings import Embedder, embedder_name, get_embedder
+from ragroute.tools.errors import ConfigError, IndexError_, InputError
+from ragroute.tools.hybrid import DEFAULT_DOC_TYPE_WEIGHTS, rrf_fuse, validate_weights
+from ragroute.tools.types import AccessScope, Chunk, Parent, SearchHit
+from ragroute.tools.vectorstore import CHROMA_MODES, VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -777,8 +776,8 @@ class HybridIndex:
         return ids
 
     def _forget_pii(self, doc_id: str) -> None:
-        """Remove the document's encrypted PII mapping (tools.ingest stores it in <index>/pii/)."""
-        from tools.pii import mapping_id_for
+        """Remove the document's encrypted PII mapping (ragroute.tools.ingest stores it in <index>/pii/)."""
+        from ragroute.tools.pii import mapping_id_for
 
         try:
             os.remove(os.path.join(self.path, "pii", f"{mapping_id_for(doc_id)}.pii"))
@@ -843,7 +842,7 @@ class HybridIndex:
 
     def backfill_sentences(self) -> int:
         """Sentence vectors for documents ingested before they were stored (or with them off); the number
-        of documents filled. Cheap once done (a flag); tools.ingest calls it after every ingest, so an
+        of documents filled. Cheap once done (a flag); ragroute.tools.ingest calls it after every ingest, so an
         index from an older version gets them on its next `ragroute ingest`, not on open: reading every
         chunk again takes as long as embedding it did."""
         self._check_open()
@@ -1180,7 +1179,7 @@ class HybridIndex:
     def stats(self) -> dict[str, Any]:
         """Counts and configuration, for the CLI and health checks."""
         self._check_open()
-        from tools.versions import family_of
+        from ragroute.tools.versions import family_of
 
         with self._lock:
             docs = self._db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]

@@ -15,23 +15,23 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from agent.errors import ConfigError, InputError, RagrouteError
-from tools.chunking import (
+from ragroute.tools.chunking import (
     CHUNKER_VERSION,
     DEFAULT_CHILD_TOKENS,
     DEFAULT_PARENT_TOKENS,
     chunk_document,
 )
-from tools.loaders import LoadFailure, iter_source_files, load_path
-from tools.metadata import read_sidecar, resolve_metadata, validate_metadata
-from tools.pii import KEY_ENV, PiiRedactor
-from tools.types import Chunk, Document, Parent
+from ragroute.tools.errors import ConfigError, InputError, RagrouteError
+from ragroute.tools.loaders import LoadFailure, iter_source_files, load_path
+from ragroute.tools.metadata import read_sidecar, resolve_metadata, validate_metadata
+from ragroute.tools.pii import KEY_ENV, PiiRedactor
+from ragroute.tools.types import Chunk, Document, Parent
 
 DEFAULT_BATCH_SIZE = 64
 
 
 class IngestTarget(Protocol):
-    """What ingestion needs from an index (tools.index.HybridIndex implements it)."""
+    """What ingestion needs from an index (ragroute.tools.index.HybridIndex implements it)."""
 
     def document_hash(self, doc_id: str) -> str | None: ...
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.errors import InputError, RagrouteError
-from tools.metadata import RESERVED_KEYS, split_front_matter
-from tools.types import Document
+from ragroute.tools.errors import InputError, RagrouteError
+from ragroute.tools.metadata import RESERVED_KEYS, split_front_matter
+from ragroute.tools.types import Document
 
 # suffix -> Document.format
 SUPPORTED_SUFFIXES: dict[str, str] = {

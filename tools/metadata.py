@@ -14,7 +14,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from agent.errors import InputError
+from ragroute.tools.errors import InputError
 
 KNOWN_FIELDS: dict[str, str] = {
     "title": "str: display title; defaults to the first heading or the file name",

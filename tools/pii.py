@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.errors import ConfigError, InputError
-from tools.types import Document
+from ragroute.tools.errors import ConfigError, InputError
+from ragroute.tools.types import Document
 
 KEY_ENV = "RAGROUTE_PII_KEY"
-_KEYGEN_HINT = '`python -c "from tools.pii import generate_key; print(generate_key())"`'
+_KEYGEN_HINT = '`python -c "from ragroute.tools.pii import generate_key; print(generate_key())"`'
 
 EMAIL = "EMAIL"
 PHONE = "PHONE"

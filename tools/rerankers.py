@@ -11,9 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-
-from agent.errors import ProviderError
-from tools.extractive import heading_of, in_context, split_sentences
+from ragroute.tools.errors import ProviderError
+from ragroute.tools.extractive import heading_of, in_context, split_sentences
 
 OFFLINE_DEFAULT = "maxsim"
 

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Iterator, MutableSequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from agent.errors import ConfigError, ProviderError
+from ragroute.tools.errors import ConfigError, ProviderError
 
 T = TypeVar("T")
 

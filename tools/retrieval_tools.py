@@ -15,10 +15,9 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.tools import BaseTool, ToolException, tool
 from pydantic import BaseModel, ConfigDict, Field
-
-from agent.errors import FilterError, InputError
-from tools.filters import parse_filter
-from tools.types import AccessScope, SearchHit
+from ragroute.tools.errors import FilterError, InputError
+from ragroute.tools.filters import parse_filter
+from ragroute.tools.types import AccessScope, SearchHit
 
 MAX_TOOL_K = 20
 SNIPPET_CHARS = 800

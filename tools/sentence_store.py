@@ -3,7 +3,7 @@
 The MaxSim reranker (tools/rerankers.py) and the extractive generator (tools/extractive.py) embed every
 sentence of every candidate chunk, "Title Section: sentence", for each question: the largest share of an
 offline query's time. The index stores a vector for each of those texts when the chunk is ingested, in its
-SQLite docstore (float16, 768 bytes per sentence for MiniLM), and `agent.providers.embedder()` looks them up
+SQLite docstore (float16, 768 bytes per sentence for MiniLM), and `ragroute.runtime.providers.embedder()` looks them up
 in every open index before calling the model. Anything not stored (an index built before this existed, a
 sentence past the model's 256-token window, a parent section's text, the question) is embedded as before.
 
@@ -26,10 +26,9 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 import numpy as np
+from ragroute.tools.extractive import heading_of, in_context, split_sentences
 
-from tools.extractive import heading_of, in_context, split_sentences
-
-SENTENCE_MODEL = "minilm"  # the embedder name agent.providers.embedder() uses for sentences
+SENTENCE_MODEL = "minilm"  # the embedder name ragroute.runtime.providers.embedder() uses for sentences
 STORED_DTYPE = np.float16  # bf16-autocast vectors carry ~3 significant digits; float16 keeps them
 
 

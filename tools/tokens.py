@@ -14,8 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 import tiktoken
-
-from agent.errors import ConfigError
+from ragroute.tools.errors import ConfigError
 
 DEFAULT_ENCODING = "cl100k_base"
 _BLOB_URLS = {

@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from agent.errors import ConfigError, ProviderError
+from ragroute.tools.errors import ConfigError, ProviderError
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 

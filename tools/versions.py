@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from tools.freshness import parse_date, version_key
+from ragroute.tools.freshness import parse_date, version_key
 
 
 def family_of(meta: Mapping[str, Any]) -> str:

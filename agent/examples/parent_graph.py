@@ -1,7 +1,7 @@
 """ragroute inside a larger app: the query graph as a subgraph node of a chat-style parent graph with a
 checkpointer, and the retrieval tools in a tool-calling agent.
 
-Run it:  python -m agent.examples.parent_graph --index ~/.ragroute/index "What is the maximum token lifetime?"
+Run it:  python -m ragroute.examples.parent_graph --index ~/.ragroute/index "What is the maximum token lifetime?"
 
 Two ways to embed `build_graph()`:
 - shared keys: if the parent state has `question` and the output keys, add the compiled graph directly
@@ -24,10 +24,9 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.types import Checkpointer
+from ragroute.context import Context
+from ragroute.workflow import build_graph
 from typing_extensions import TypedDict
-
-from agent.context import Context
-from agent.graph import build_graph
 
 
 class ChatState(TypedDict, total=False):
@@ -70,9 +69,8 @@ def build_tool_agent(
 
     The caller's access scope is bound into the tools, so the model can never search outside it."""
     from langchain.agents import create_agent
-
-    from tools.retrieval_tools import make_retrieval_tools
-    from tools.types import AccessScope
+    from ragroute.tools.retrieval_tools import make_retrieval_tools
+    from ragroute.tools.types import AccessScope
 
     access = None if groups is None and clearance is None else AccessScope(groups or [], clearance or 0)
     return create_agent(

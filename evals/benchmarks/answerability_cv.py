@@ -1,14 +1,14 @@
 """How well does the extractive generator's answer/abstain threshold generalise? ClapNQ dev, 2-fold CV.
 
 The offline generator abstains unless a sentence answers the question on its own wording
-(`tools.extractive.answerability` >= Context.answer_threshold). That threshold is the one constant fitted
+(`ragroute.tools.extractive.answerability` >= Context.answer_threshold). That threshold is the one constant fitted
 on ClapNQ dev, so the in-sample numbers are optimistic. This script runs the whole offline graph once per
 threshold of a grid, then repeats: split the questions in two halves (stratified by answerable), pick
 the threshold that maximises min(answered-with-gold-citation, abstained-when-unanswerable) on one half,
 and measure it on the other (both ways). The mean over the splits estimates what held-out questions of
 the same kind would get.
 
-Run: .venv/bin/python -m evals.benchmarks.answerability_cv [--splits 200]
+Run: .venv/bin/python -m ragroute.evals.benchmarks.answerability_cv [--splits 200]
 Writes evals/results/answerability_cv.{json,md}.
 """
 
@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from evals.datasets import load_dataset
-from evals.runner import build_index, environment_info, run_graph_eval
+from ragroute.evals.datasets import load_dataset
+from ragroute.evals.runner import build_index, environment_info, run_graph_eval
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 GRID = [round(0.30 + 0.02 * i, 2) for i in range(16)]  # 0.30 .. 0.60
@@ -95,7 +94,7 @@ def to_markdown(result: dict[str, Any]) -> str:
         "# Answer/abstain threshold on ClapNQ dev: in-sample and cross-validated",
         "",
         f"{result['questions']} questions ({result['answerable']} answerable), {env['timestamp']}. "
-        "Produced by `python -m evals.benchmarks.answerability_cv` (offline graph, extractive generator).",
+        "Produced by `python -m ragroute.evals.benchmarks.answerability_cv` (offline graph, extractive generator).",
         "",
         "| answer_threshold | answered with gold citation | unanswerable abstained | min |",
         "|---|---|---|---|",
@@ -127,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from agent.context import Context
+    from ragroute.context import Context
 
     qids, ans, ok = decisions(GRID)
     grid_rows = []

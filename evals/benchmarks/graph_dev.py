@@ -7,7 +7,7 @@ ClapNQ: answerable questions should be answered with a citation to the gold pass
 should be abstained on (targets: >= 80% each).
 SciFact: end-to-end offline latency per node (p50/p95) on the first N train claims.
 
-Run: .venv/bin/python -m evals.benchmarks.graph_dev [--limit N] [--parts hotpotqa,clapnq,scifact]
+Run: .venv/bin/python -m ragroute.evals.benchmarks.graph_dev [--limit N] [--parts hotpotqa,clapnq,scifact]
 Writes evals/results/graph_dev.{json,md}.
 """
 
@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from evals import metrics as M
-from evals.datasets import load_dataset
-from evals.runner import build_index, environment_info, retrieve_documents, run_graph_eval
+from ragroute.evals import metrics as M
+from ragroute.evals.datasets import load_dataset
+from ragroute.evals.runner import build_index, environment_info, retrieve_documents, run_graph_eval
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 TARGET = 0.80
@@ -179,7 +179,7 @@ def to_markdown(result: dict[str, Any]) -> str:
         "# Offline graph on the developer sets",
         "",
         f"Offline defaults (extractive generator, no LLM, reranker 'auto' -> local), {env['cpu_count']} "
-        f"shared CPU cores, {env['timestamp']}. Produced by `python -m evals.benchmarks.graph_dev`.",
+        f"shared CPU cores, {env['timestamp']}. Produced by `python -m ragroute.evals.benchmarks.graph_dev`.",
         "",
     ]
     if "hotpotqa" in result:

@@ -1,6 +1,6 @@
 """Bounded load test of `ragroute serve` on loopback.
 
-Starts the real server (`python -m agent.cli serve`) in a subprocess on a free 127.0.0.1 port over a fresh
+Starts the real server (`python -m ragroute.cli serve`) in a subprocess on a free 127.0.0.1 port over a fresh
 index holding the sample corpus, with API keys (a reader and a writer). Then:
 
 1. unloaded: one client asks `--baseline` questions one after another (the reference latency);
@@ -12,7 +12,7 @@ index holding the sample corpus, with API keys (a reader and a writer). Then:
 Reports throughput, p50/p95/p99 per operation, errors, and p95 loaded / p95 unloaded (target: zero errors
 and p95 within 3x of unloaded) to evals/results/load_serve.{json,md}.
 
-    python -m evals.benchmarks.load_serve --levels 2 4 8 --seconds 12
+    python -m ragroute.evals.benchmarks.load_serve --levels 2 4 8 --seconds 12
 """
 
 from __future__ import annotations
@@ -86,9 +86,9 @@ def free_port() -> int:
 
 def build_index(path: str) -> dict[str, Any]:
     """Ingest the sample corpus into a fresh index at `path` (closed again, for the server to open)."""
-    from agent.cli import sample_corpus_dir
-    from tools.index import HybridIndex
-    from tools.ingest import ingest_paths
+    from ragroute.cli import sample_corpus_dir
+    from ragroute.tools.index import HybridIndex
+    from ragroute.tools.ingest import ingest_paths
 
     with HybridIndex.open(path) as index:
         report = ingest_paths(index, [str(sample_corpus_dir())], progress=False)
@@ -98,14 +98,14 @@ def build_index(path: str) -> dict[str, Any]:
 
 
 class Server:
-    """`python -m agent.cli serve` in a subprocess; stopped with SIGINT (graceful shutdown)."""
+    """`python -m ragroute.cli serve` in a subprocess; stopped with SIGINT (graceful shutdown)."""
 
     def __init__(self, index_dir: str, port: int, log_path: str) -> None:
         env = {**os.environ, "RAGROUTE_API_KEYS": json.dumps(KEYS), "HF_HUB_OFFLINE": "1"}
         env.pop("LANGFUSE_PUBLIC_KEY", None)  # no tracing backend in a load test
         self.log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
         self.url = f"http://127.0.0.1:{port}"
-        cmd = [sys.executable, "-m", "agent.cli", "serve", "--index", index_dir, "--port", str(port)]
+        cmd = [sys.executable, "-m", "ragroute.cli", "serve", "--index", index_dir, "--port", str(port)]
         self.proc = subprocess.Popen(
             [*cmd, "--log-level", "warning"], env=env, stdout=self.log, stderr=self.log
         )
@@ -233,7 +233,7 @@ async def run_level(
 
 def verify_index(path: str, acked: list[str]) -> dict[str, Any]:
     """Reopen the index after shutdown: acknowledged documents present, the three stores agree."""
-    from tools.index import HybridIndex
+    from ragroute.tools.index import HybridIndex
 
     with HybridIndex.open(path) as index:
         docs = {d["doc_id"] for d in index.list_documents()}
@@ -313,7 +313,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
         },
         "setup": {
-            "server": "python -m agent.cli serve (uvicorn, 1 process), offline extractive generator",
+            "server": "python -m ragroute.cli serve (uvicorn, 1 process), offline extractive generator",
             "index": {"documents": built["documents"], "chunks": built["chunks"]},
             "ready": ready,
             "seconds_per_level": args.seconds,

@@ -7,7 +7,7 @@ both min-max scaled) with the sentence vectors from
               chunking", tools/sentence_store.py); sentences past the model's window embedded per query
 nDCG@10 over documents (chunks of one document deduplicated), and the time the reranker takes per query.
 
-Run: .venv/bin/python -m evals.benchmarks.rerank_sentences [--scifact-limit N]
+Run: .venv/bin/python -m ragroute.evals.benchmarks.rerank_sentences [--scifact-limit N]
 Writes evals/results/rerank_sentences.{json,md}.
 """
 
@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evals import metrics as M
-from evals.datasets import load_dataset
-from evals.runner import build_index, environment_info
+from ragroute.evals import metrics as M
+from ragroute.evals.datasets import load_dataset
+from ragroute.evals.runner import build_index, environment_info
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 DEPTH = 10
@@ -31,9 +31,9 @@ DEPTH = 10
 
 def measure(name: str, limit: int | None) -> dict[str, Any]:
     """nDCG@10 and rerank time per system on one dataset."""
-    from agent import caching, providers
-    from tools import sentence_store
-    from tools.rerankers import MaxSimReranker
+    from ragroute.runtime import caching, providers
+    from ragroute.tools import sentence_store
+    from ragroute.tools.rerankers import MaxSimReranker
 
     ds = load_dataset(name)
     index, _, _ = build_index(ds, progress=False)
@@ -77,7 +77,7 @@ def to_markdown(result: dict[str, Any]) -> str:
         "# MaxSim rerank: sentence vectors per query vs stored at ingest",
         "",
         f"{env['cpu_count']} CPU cores, {env['timestamp']}. Produced by "
-        "`python -m evals.benchmarks.rerank_sentences`. Hybrid top-10 chunks reranked; nDCG@10 over "
+        "`python -m ragroute.evals.benchmarks.rerank_sentences`. Hybrid top-10 chunks reranked; nDCG@10 over "
         "documents.",
         "",
         "| dataset | questions | no rerank | per query | stored (late chunking) "

@@ -2,12 +2,12 @@
 
 Every abstract (title + text) is ingested as one chunk through `HybridIndex.upsert_documents`, the 809 train
 claims with qrels are searched on each path, and nDCG@10, Recall@10, Recall@100 and hit@5 are computed with
-`evals.metrics`. Hybrid search latency (k=10, default candidate_k, no rerank) is timed per query.
+`ragroute.evals.metrics`. Hybrid search latency (k=10, default candidate_k, no rerank) is timed per query.
 
 `--sweep` also re-fuses the cached per-path lists for a few general rrf_k / weight settings, on a *different*
 query set (scifact_dev's test claims by default) so the defaults are not tuned on the reported queries.
 
-Run: ``.venv/bin/python -m evals.benchmarks.retrieval_scifact [--sweep] [--limit N]``
+Run: ``.venv/bin/python -m ragroute.evals.benchmarks.retrieval_scifact [--sweep] [--limit N]``
 Writes evals/results/retrieval_scifact.json and .md.
 """
 
@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evals.metrics import hit_at_k, ndcg_at_k, recall_at_k
-from tools.hybrid import rrf_fuse
-from tools.index import HybridIndex, IndexConfig
-from tools.types import Chunk
+from ragroute.evals.metrics import hit_at_k, ndcg_at_k, recall_at_k
+from ragroute.tools.hybrid import rrf_fuse
+from ragroute.tools.index import HybridIndex, IndexConfig
+from ragroute.tools.types import Chunk
 
 DATA = Path("/work/shared/data")
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -227,7 +227,7 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         "# Retrieval on SciFact (BEIR)",
         "",
         f"{result['documents']} abstracts, {result['queries']} claims (qrels/train.tsv), one chunk each.",
-        "Produced by `python -m evals.benchmarks.retrieval_scifact`.",
+        "Produced by `python -m ragroute.evals.benchmarks.retrieval_scifact`.",
         "",
         "| path | nDCG@10 | Recall@10 | Recall@100 | hit@5 |",
         "|---|---|---|---|---|",

@@ -12,7 +12,7 @@ real at query time.
 Also times plain rank-bm25 `BM25Okapi.get_scores` (scores every document for every query) against the
 index's keyword path at each size, to show where the default BM25 engine stops scaling.
 
-Run: .venv/bin/python -m evals.benchmarks.scale [--sizes 10000,100000] [--queries 100]
+Run: .venv/bin/python -m ragroute.evals.benchmarks.scale [--sizes 10000,100000] [--queries 100]
 Writes evals/results/scale.{json,md}.
 """
 
@@ -31,9 +31,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from evals import metrics as M
-from evals.datasets import load_dataset
-from evals.runner import environment_info, index_dir_for
+from ragroute.evals import metrics as M
+from ragroute.evals.datasets import load_dataset
+from ragroute.evals.runner import environment_info, index_dir_for
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 _COPY = re.compile(r" \[copy \d+\]$")
@@ -84,7 +84,7 @@ class ReusedEmbedder:
 
 def seed_from_index(path: str, embedder: ReusedEmbedder) -> list[str]:
     """Chunk texts of an existing index, with their stored vectors put in the embedder's cache."""
-    from tools.index import HybridIndex
+    from ragroute.tools.index import HybridIndex
 
     index = HybridIndex.open(path)
     try:
@@ -133,7 +133,7 @@ def chunk_texts(pieces: list[str], n: int) -> list[str]:
 
 def ingest(index: Any, texts: list[str], batch: int = 256) -> float:
     """Upsert one single-chunk document per text; returns seconds."""
-    from tools.types import Chunk
+    from ragroute.tools.types import Chunk
 
     start = time.perf_counter()
     for lo in range(0, len(texts), batch):
@@ -148,7 +148,7 @@ def ingest(index: Any, texts: list[str], batch: int = 256) -> float:
 
 def ingest_one(index: Any, doc_id: str, text: str) -> None:
     """Upsert one single-chunk document."""
-    from tools.types import Chunk
+    from ragroute.tools.types import Chunk
 
     chunk = Chunk(chunk_id=f"{doc_id}-0", doc_id=doc_id, text=text, metadata={"doc_type": "text"})
     index.upsert_documents([(doc_id, [chunk], [], f"h-{doc_id}", {})])
@@ -173,9 +173,8 @@ def run_size(
     n: int, pieces: list[str], queries: list[str], embedder: ReusedEmbedder, workdir: str
 ) -> dict[str, Any]:
     """Build an index of n chunks and measure ingest, queries, memory and disk."""
+    from ragroute.tools.index import HybridIndex
     from rank_bm25 import BM25Okapi
-
-    from tools.index import HybridIndex
 
     path = os.path.join(workdir, f"idx{n}")
     texts = chunk_texts(pieces, n)
@@ -237,7 +236,7 @@ def to_markdown(result: dict[str, Any]) -> str:
         "",
         f"{env['cpu_count']} shared CPU cores (torch threads: {env.get('torch_threads')}), "
         f"{env['platform']}, {env['timestamp']}. Real SciFact text; "
-        f"{result['queries']} real claims as queries. Produced by `python -m evals.benchmarks.scale`.",
+        f"{result['queries']} real claims as queries. Produced by `python -m ragroute.evals.benchmarks.scale`.",
         "",
         f"MiniLM alone: {result['model_embed_chunks_per_s']} chunks/s on this machine.",
         "",
@@ -287,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from tools.embeddings import get_embedder
+    from ragroute.tools.embeddings import get_embedder
 
     ds = load_dataset("scifact")
     queries = [q.text for q in ds.queries[: args.queries]]

@@ -12,7 +12,7 @@ Systems (SciFact train claims, full 5,183-abstract corpus, qrels/train.tsv):
 Documents are indexed whole (title + abstract) for the LangChain and rank-bm25 systems, which is how a
 user wires them for abstract-sized documents; MiniLM truncates inputs at 256 word pieces.
 
-Run: .venv/bin/python -m evals.benchmarks.side_by_side [--limit N] [--rerank-limit N]
+Run: .venv/bin/python -m ragroute.evals.benchmarks.side_by_side [--limit N] [--rerank-limit N]
 Writes evals/results/side_by_side_scifact.{json,md}.
 """
 
@@ -29,9 +29,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from evals import metrics as M
-from evals.datasets import load_dataset
-from evals.runner import MARKER, build_index, environment_info, retrieve_documents
+from ragroute.evals import metrics as M
+from ragroute.evals.datasets import load_dataset
+from ragroute.evals.runner import MARKER, build_index, environment_info, retrieve_documents
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 DEPTH = 100
@@ -67,8 +67,7 @@ def build_langchain(corpus: dict[str, dict[str, Any]], depth: int) -> tuple[dict
     import chromadb
     from langchain_community.retrievers import BM25Retriever
     from langchain_community.vectorstores import Chroma
-
-    from tools.embeddings import get_embedder, to_langchain
+    from ragroute.tools.embeddings import get_embedder, to_langchain
 
     docs = _lc_documents(corpus)
     start = time.perf_counter()
@@ -209,15 +208,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     build: dict[str, float] = {}
     start = time.perf_counter()
     index, path, reused = build_index(ds, progress=True)
-    label = "ragroute HybridIndex via tools.ingest (chunk + embed + BM25)"
+    label = "ragroute HybridIndex via ragroute.tools.ingest (chunk + embed + BM25)"
     if reused:  # report the build time recorded when the index was built, not the reopen
         info = json.loads((path / MARKER).read_text())
         label += f" [built earlier, {info['ingest']['chunks_written']} chunks; reopened here]"
         build[label] = info["build_seconds"]
     else:
         build[label] = round(time.perf_counter() - start, 1)
-    from agent import providers
-    from tools.rerankers import OFFLINE_DEFAULT
+    from ragroute.runtime import providers
+    from ragroute.tools.rerankers import OFFLINE_DEFAULT
 
     systems: list[tuple[str, Callable[[str], list[str]], int]] = [
         ("ragroute hybrid", lambda q: retrieve_documents(index, q, DEPTH), len(queries)),

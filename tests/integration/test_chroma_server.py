@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
+from ragroute.tools.index import HybridIndex, IndexConfig
+from ragroute.tools.types import AccessScope
 
 from tests.conftest import corpus_batch
-from tools.index import HybridIndex, IndexConfig
-from tools.types import AccessScope
 
 pytestmark = pytest.mark.integration
 
@@ -100,7 +100,7 @@ def test_index_over_http(chroma_server, tmp_path, embedder):
 
 
 def test_unreachable_server_is_a_clear_error(tmp_path, embedder):
-    from agent.errors import ProviderError
+    from ragroute.tools.errors import ProviderError
 
     with pytest.raises(ProviderError, match="chroma"):
         HybridIndex(

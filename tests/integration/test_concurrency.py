@@ -16,11 +16,10 @@ import threading
 import time
 
 import pytest
-
-from agent.errors import IndexError_, RagrouteError
-from tools.index import HybridIndex, IndexConfig
-from tools.ingest import ingest_documents
-from tools.types import AccessScope, Document
+from ragroute.tools.errors import IndexError_, RagrouteError
+from ragroute.tools.index import HybridIndex, IndexConfig
+from ragroute.tools.ingest import ingest_documents
+from ragroute.tools.types import AccessScope, Document
 
 pytestmark = pytest.mark.integration
 
@@ -134,10 +133,10 @@ WRITER = textwrap.dedent(
     import json, os, sys, time
     os.environ["HF_HUB_OFFLINE"] = "1"
     sys.path.insert(0, sys.argv[4])
-    from agent.errors import IndexError_
+    from ragroute.tools.errors import IndexError_
     from tests.integration.test_concurrency import doc
-    from tools.index import HybridIndex, IndexConfig
-    from tools.ingest import ingest_documents
+    from ragroute.tools.index import HybridIndex, IndexConfig
+    from ragroute.tools.ingest import ingest_documents
 
     path, name, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     acked, lock_errors = [], []
@@ -202,8 +201,8 @@ def test_a_second_open_in_another_process_is_a_clear_error(tmp_path, embedder):
             f"""
             import os, sys
             os.environ["HF_HUB_OFFLINE"] = "1"
-            from agent.errors import IndexError_, RagrouteError
-            from tools.index import HybridIndex, IndexConfig
+            from ragroute.tools.errors import IndexError_, RagrouteError
+            from ragroute.tools.index import HybridIndex, IndexConfig
             try:
                 HybridIndex(IndexConfig(path={path!r}, lock_timeout_s=0.3))
             except IndexError_ as exc:

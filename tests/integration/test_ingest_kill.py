@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+from ragroute.tools.index import HybridIndex, IndexConfig
 
 from tests.conftest import TINY_CORPUS, corpus_batch
-from tools.index import HybridIndex, IndexConfig
 
 pytestmark = pytest.mark.integration
 
@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CHILD = textwrap.dedent(
     """
     import sys
-    from tools.index import HybridIndex, IndexConfig
-    from tools.types import Chunk, Parent
+    from ragroute.tools.index import HybridIndex, IndexConfig
+    from ragroute.tools.types import Chunk, Parent
     from tests.conftest import corpus_batch
 
     index = HybridIndex(IndexConfig(path=sys.argv[1]))

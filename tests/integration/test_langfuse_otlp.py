@@ -17,10 +17,10 @@ from typing import Any
 
 import httpx
 import pytest
+from ragroute.api import aask
+from ragroute.runtime import tracing
+from ragroute.server import create_app
 
-from agent import tracing
-from agent.api import aask
-from agent.server import create_app
 from tests.integration.sample_index import (
     PUBLIC_QUESTION,
     RUNBOOK_DOC,
@@ -63,7 +63,7 @@ class Recorder(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def index_dir(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Iterator[str]:
-    from agent import providers
+    from ragroute.runtime import providers
 
     path = tmp_path_factory.mktemp("otlp") / "index"
     index = ingest_sample(path, embedder)

@@ -94,7 +94,7 @@ def llm_env(llama_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 def _forget_chat_model() -> None:
     """Drop the cached client so the next call reads OPENAI_BASE_URL afresh."""
-    from agent import providers
+    from ragroute.runtime import providers
 
     providers._chat_models.pop(MODEL_SPEC, None)
 
@@ -102,9 +102,9 @@ def _forget_chat_model() -> None:
 @pytest.fixture(scope="module")
 def sample_index(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The bundled sample corpus, ingested once for this module."""
-    from agent.cli import sample_corpus_dir
-    from tools.index import HybridIndex
-    from tools.ingest import ingest_paths
+    from ragroute.cli import sample_corpus_dir
+    from ragroute.tools.index import HybridIndex
+    from ragroute.tools.ingest import ingest_paths
 
     path = str(tmp_path_factory.mktemp("llm-index"))
     index = HybridIndex.open(path)
@@ -117,7 +117,7 @@ def sample_index(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def test_real_model_answers_with_valid_citations(llm_env: str, sample_index: str) -> None:
-    from agent.api import ask
+    from ragroute.api import ask
 
     result = ask("How long is run history kept by default?", index_dir=sample_index, llm=MODEL_SPEC)
     assert result["generator"] == MODEL_SPEC
@@ -136,7 +136,7 @@ def test_down_llm_server_degrades_to_extractive(sample_index: str, monkeypatch: 
     # nothing listens on this port: the graph must fall back and say so, not crash
     monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{_free_port()}/v1")
     monkeypatch.setenv("OPENAI_API_KEY", "local-test")
-    from agent.api import ask
+    from ragroute.api import ask
 
     _forget_chat_model()
     result = ask(
@@ -150,6 +150,6 @@ def test_down_llm_server_degrades_to_extractive(sample_index: str, monkeypatch: 
 if os.environ.get("RAGROUTE_LLM_SMOKE"):  # manual: RAGROUTE_LLM_SMOKE=1 pytest -s this file
 
     def test_print_answer(llm_env: str, sample_index: str) -> None:
-        from agent.api import ask
+        from ragroute.api import ask
 
         print(ask("What port does the web console use?", index_dir=sample_index, llm=MODEL_SPEC))

@@ -13,9 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from ragroute.api import aask
+from ragroute.runtime import providers
 
-from agent import providers
-from agent.api import aask
 from tests.conftest import TINY_CORPUS
 
 pytestmark = pytest.mark.integration
@@ -208,7 +208,7 @@ async def test_openai_hang_times_out_and_degrades(server, openai_at, tiny):
 
 
 async def test_strict_mode_raises_the_provider_failure(server, openai_at, tiny):
-    from agent.errors import ProviderError
+    from ragroute.tools.errors import ProviderError
 
     server.mode = "500"
     with pytest.raises(ProviderError):

@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
+from ragroute.server import create_app, load_api_keys, server_configurable
 
-from agent.server import create_app, load_api_keys, server_configurable
 from tests.integration.sample_index import (
     PUBLIC_QUESTION,
     RUNBOOK_DOC,
@@ -117,7 +117,7 @@ def test_api_keys_from_env_and_bad_key_files(monkeypatch: pytest.MonkeyPatch, tm
     monkeypatch.setenv("RAGROUTE_API_KEYS", json.dumps({"k" * 12: {"user": "u", "groups": ["g"]}}))
     keys = load_api_keys()
     assert keys["k" * 12].groups == ("g",) and keys["k" * 12].clearance == 0 and not keys["k" * 12].write
-    from agent.errors import ConfigError
+    from ragroute.tools.errors import ConfigError
 
     bad = tmp_path / "keys.json"
     bad.write_text('{"short": {}}')
@@ -133,7 +133,7 @@ def test_api_keys_from_env_and_bad_key_files(monkeypatch: pytest.MonkeyPatch, tm
 
 
 def test_server_configurable_forces_identity_and_index() -> None:
-    from agent.server import Identity, ServerSettings
+    from ragroute.server import Identity, ServerSettings
 
     settings = ServerSettings(index_dir="/srv/index")
     ident = Identity(user="rita", groups=("eng",), clearance=1)
@@ -169,7 +169,7 @@ async def test_restricted_runbook_never_reaches_a_caller_without_access(client: 
 
 
 async def test_invoke_answers_come_from_the_response_cache_per_caller(client: httpx.AsyncClient) -> None:
-    from agent import caching
+    from ragroute.runtime import caching
 
     caching.set_cache(None)
     first = await ask(client, OPS, RUNBOOK_QUESTION)

@@ -160,4 +160,4 @@ def test_build_config_resolves_dependencies_against_the_config_folder(tmp_path: 
     )
     assert out.returncode == 0, out.stderr
     assert f"{ROOT.name}={ROOT}" in out.stdout + out.stderr  # the repo root, named after its folder
-    assert '"ragroute": "agent.graph:graph"' in (tmp_path / "Dockerfile").read_text()
+    assert '"ragroute": "ragroute.workflow:graph"' in (tmp_path / "Dockerfile").read_text()

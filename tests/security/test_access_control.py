@@ -10,14 +10,13 @@ import os
 from typing import Any
 
 import pytest
-
-from agent import providers
-from agent.api import aask, astream
-from tools.cache import RagCache, acached_search, cached_search
-from tools.index import HybridIndex, IndexConfig
-from tools.ingest import ingest_documents, ingest_paths
-from tools.retrieval_tools import HybridRetriever, make_retrieval_tools
-from tools.types import AccessScope, Document
+from ragroute.api import aask, astream
+from ragroute.runtime import providers
+from ragroute.tools.cache import RagCache, acached_search, cached_search
+from ragroute.tools.index import HybridIndex, IndexConfig
+from ragroute.tools.ingest import ingest_documents, ingest_paths
+from ragroute.tools.retrieval_tools import HybridRetriever, make_retrieval_tools
+from ragroute.tools.types import AccessScope, Document
 
 SAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "agent", "sample_corpus")
 SECRET_DOC = "incident-runbook.md"  # access_groups [ops, sre], security_level 2
@@ -157,7 +156,7 @@ async def test_filters_cannot_widen_the_acl(sample_index, who, filters):
     ],
 )
 def test_filters_on_the_acl_shadow_keys_are_rejected(sample_index, filters):
-    from agent.errors import FilterError
+    from ragroute.tools.errors import FilterError
 
     with pytest.raises(FilterError):
         sample_index.search("heartbeat", 5, filters=filters, access=DENIED["no-groups"])

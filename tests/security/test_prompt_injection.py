@@ -12,10 +12,9 @@ import pytest
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
-
-from agent import providers
-from agent.api import aask
-from agent.state import ABSTAIN_TEXT
+from ragroute.api import aask
+from ragroute.runtime import providers
+from ragroute.state import ABSTAIN_TEXT
 
 INJECTED = [
     (
@@ -145,8 +144,8 @@ async def test_verify_rejects_unsupported_output(injected, answer, judge):
 
 
 async def test_injection_removal_is_traced(injected):
-    from agent.context import Context
-    from agent.graph import graph
+    from ragroute.context import Context
+    from ragroute.workflow import graph
 
     stats: dict = {}
     async for chunk in graph.astream(

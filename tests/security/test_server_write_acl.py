@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
+from ragroute.server import create_app
 
-from agent.server import create_app
 from tests.integration.sample_index import RUNBOOK_DOC, RUNBOOK_SECRET, ingest_sample
 
 pytestmark = pytest.mark.integration

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from tools.analyzer import Analyzer, light_stem, tokenize
+from ragroute.tools.analyzer import Analyzer, light_stem, tokenize
 
 
 def test_lowercase_punctuation_and_stopwords():

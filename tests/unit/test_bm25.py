@@ -7,10 +7,9 @@ import random
 
 import numpy as np
 import pytest
+from ragroute.tools.analyzer import tokenize
+from ragroute.tools.bm25 import BM25Index
 from rank_bm25 import BM25Okapi
-
-from tools.analyzer import tokenize
-from tools.bm25 import BM25Index
 
 DOCS = {
     "a": "the quick brown fox jumps over the lazy dog",

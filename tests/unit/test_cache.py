@@ -10,9 +10,7 @@ from dataclasses import dataclass
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from agent.errors import ConfigError, InputError
-from tools.cache import (
+from ragroute.tools.cache import (
     CachedEmbedder,
     LRUCache,
     RagCache,
@@ -22,7 +20,8 @@ from tools.cache import (
     cached_search,
     scope_part,
 )
-from tools.types import AccessScope, SearchHit
+from ragroute.tools.errors import ConfigError, InputError
+from ragroute.tools.types import AccessScope, SearchHit
 
 
 class FakeClock:

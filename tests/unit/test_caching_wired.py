@@ -7,14 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from ragroute.api import aask
+from ragroute.nodes.retrieve import search
+from ragroute.runtime import caching, providers
+from ragroute.tools.cache import RagCache
 
-from agent import caching, providers
-from agent.api import aask
-from nodes.retrieve import search
 from tests.conftest import corpus_batch
 from tests.node_fakes import FailingReranker
 from tests.unit import test_tracing
-from tools.cache import RagCache
 
 langfuse_memory = test_tracing.langfuse_memory  # spans in memory (fixture shared with test_tracing)
 
@@ -64,7 +64,7 @@ def setup(make_index: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str, C
 
 
 def ctx_for(path: str, **kw: Any) -> Any:
-    from agent.context import Context
+    from ragroute.context import Context
 
     return Context(index_dir=path, **kw)
 
@@ -126,7 +126,7 @@ def test_ingest_and_delete_invalidate(setup: Any) -> None:
 
 def test_a_write_through_another_instance_invalidates(setup: Any, embedder: Any) -> None:
     """The key reads the version SQLite holds, not a number this instance remembers."""
-    from tools.index import HybridIndex, IndexConfig
+    from ragroute.tools.index import HybridIndex, IndexConfig
 
     index, path, counter = setup
     ctx = ctx_for(path)
@@ -202,8 +202,8 @@ async def test_degraded_answers_are_not_cached(setup: Any) -> None:
 
 
 def test_bad_cache_settings_are_clear_errors() -> None:
-    from agent.context import Context
-    from agent.errors import ConfigError
+    from ragroute.context import Context
+    from ragroute.tools.errors import ConfigError
 
     with pytest.raises(ConfigError, match="cache_ttl_s"):
         Context(cache_ttl_s=0)

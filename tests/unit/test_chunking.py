@@ -7,11 +7,10 @@ import re
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from agent.errors import ConfigError
-from tools.chunking import chunk_document, split_sentences, topic_boundaries
-from tools.tokens import count_tokens
-from tools.types import Chunk, Document, Parent
+from ragroute.tools.chunking import chunk_document, split_sentences, topic_boundaries
+from ragroute.tools.errors import ConfigError
+from ragroute.tools.tokens import count_tokens
+from ragroute.tools.types import Chunk, Document, Parent
 
 GUIDE = """# Guide
 

@@ -6,9 +6,7 @@ import math
 import os
 
 import pytest
-
-from agent.errors import ConfigError, ProviderError
-from tools.embeddings import (
+from ragroute.tools.embeddings import (
     ChromaEmbeddingFunction,
     Embedder,
     LangChainEmbedder,
@@ -16,6 +14,7 @@ from tools.embeddings import (
     minilm_path,
     to_langchain,
 )
+from ragroute.tools.errors import ConfigError, ProviderError
 
 
 def cos(a, b):
@@ -93,7 +92,7 @@ def test_langchain_failures_become_provider_errors():
 
 
 def test_precision_setting_is_validated(monkeypatch):
-    from tools.embeddings import resolve_precision
+    from ragroute.tools.embeddings import resolve_precision
 
     monkeypatch.setenv("RAGROUTE_EMBED_PRECISION", "fp32")
     assert resolve_precision() == "fp32"

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from evals import metrics as m
-from evals.benchmarks import scale
+from ragroute.evals import metrics as m
+from ragroute.evals.benchmarks import scale
 
 
 class CountingEmbedder:
@@ -62,7 +61,7 @@ def test_support_scorer_uses_the_graph_faithfulness_score(monkeypatch):
 
 @pytest.mark.slow
 def test_side_by_side_runs_on_a_slice(tmp_path, monkeypatch):
-    from evals.benchmarks import side_by_side
+    from ragroute.evals.benchmarks import side_by_side
 
     monkeypatch.setenv("RAGROUTE_EVAL_INDEX_DIR", str(tmp_path / "idx"))
     assert (

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from agent.errors import InputError
-from evals.datasets import load_beir, load_dataset, load_golden, load_qrels, resolve_dataset
+from ragroute.evals.datasets import load_beir, load_dataset, load_golden, load_qrels, resolve_dataset
+from ragroute.tools.errors import InputError
 
 
 def _write_jsonl(path, rows):

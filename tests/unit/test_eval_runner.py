@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from agent.errors import ConfigError
-from evals import runner
-from evals.cli import EXIT_REGRESSION, main
-from evals.datasets import EvalQuery, load_beir
+from ragroute.evals import runner
+from ragroute.evals.cli import EXIT_REGRESSION, main
+from ragroute.evals.datasets import EvalQuery, load_beir
+from ragroute.tools.errors import ConfigError
 
 DOCS = {
     "volcano": ("Volcanoes", "Basaltic lava erupts from shield volcanoes such as Mauna Loa in Hawaii."),
@@ -175,8 +174,8 @@ def test_graph_eval_on_tiny_beir_with_the_real_graph(tiny_beir, eval_root):
 
 
 def test_eval_subcommand_is_registered_on_the_main_cli():
-    from agent.cli import build_parser
-    from evals.cli import run_eval_command
+    from ragroute.cli import build_parser
+    from ragroute.evals.cli import run_eval_command
 
     args = build_parser().parse_args(["eval", "scifact", "--mode", "retrieval", "--limit", "3", "--json"])
     assert args.func is run_eval_command and args.limit == 3 and args.json is True
@@ -188,7 +187,7 @@ class FakeIndex:
     path = "/nonexistent/fake-index"
 
     def get_chunk(self, chunk_id):
-        from tools.types import Chunk
+        from ragroute.tools.types import Chunk
 
         doc = chunk_id.split("-")[0]
         return Chunk(chunk_id=chunk_id, doc_id=doc, text=DOCS[doc][1]) if doc in DOCS else None
@@ -202,9 +201,8 @@ class FakeIndex:
 
 def test_graph_eval_aggregates_and_llm_judge_with_fakes(tiny_beir):
     from langchain_core.language_models.fake_chat_models import FakeListChatModel
-
-    from agent import providers
-    from evals.judge import parse_verdict
+    from ragroute.evals.judge import parse_verdict
+    from ragroute.runtime import providers
 
     outputs = {
         "Which hormone do pancreatic beta cells produce?": {

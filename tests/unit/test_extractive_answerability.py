@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import pytest
 from langgraph.runtime import Runtime
-
-from agent import providers
-from agent.context import Context
-from agent.state import ABSTAIN_TEXT
-from nodes.generate import generate
-from tools.extractive import (
+from ragroute.context import Context
+from ragroute.nodes.generate import generate
+from ragroute.runtime import providers
+from ragroute.state import ABSTAIN_TEXT
+from ragroute.tools.extractive import (
     MIN_ANSWERABILITY,
     answerability,
     can_hold_answer,

@@ -5,11 +5,10 @@ from __future__ import annotations
 import random
 
 import pytest
-
-from agent.errors import FilterError
-from tools import filters as F
-from tools.types import AccessScope
-from tools.vectorstore import VectorStore
+from ragroute.tools import filters as F
+from ragroute.tools.errors import FilterError
+from ragroute.tools.types import AccessScope
+from ragroute.tools.vectorstore import VectorStore
 
 META = [
     {

@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ragroute.api import ask
+from ragroute.runtime import providers
+from ragroute.tools import filters as F
+from ragroute.tools.errors import FilterError, InputError
+from ragroute.tools.index import HybridIndex, IndexConfig
+from ragroute.tools.types import AccessScope
 
-from agent import providers
-from agent.api import ask
-from agent.errors import FilterError, InputError
 from tests.conftest import corpus_batch
-from tools import filters as F
-from tools.index import HybridIndex, IndexConfig
-from tools.types import AccessScope
 
 CHEAP = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 EMBEDS = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))

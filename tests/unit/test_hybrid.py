@@ -5,9 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
-
-from agent.errors import ConfigError
-from tools.hybrid import rrf_fuse
+from ragroute.tools.errors import ConfigError
+from ragroute.tools.hybrid import rrf_fuse
 
 
 def reference_rrf(lists, k=60, weights=None, lean=None):

@@ -6,11 +6,11 @@ import asyncio
 import json
 
 import pytest
+from ragroute.tools.errors import ConfigError, FilterError, IndexError_, InputError
+from ragroute.tools.index import HybridIndex, IndexConfig
+from ragroute.tools.types import AccessScope, Chunk, Parent
 
-from agent.errors import ConfigError, FilterError, IndexError_, InputError
 from tests.conftest import TINY_CORPUS, corpus_batch
-from tools.index import HybridIndex, IndexConfig
-from tools.types import AccessScope, Chunk, Parent
 
 ALL_CHUNKS = {c.chunk_id for _, chunks, *_ in corpus_batch() for c in chunks}
 PUBLIC = AccessScope(groups=[], clearance=0)
@@ -257,8 +257,8 @@ def test_second_process_is_locked_out(make_index, tmp_path):
     path = str(tmp_path / "locked")
     make_index(path=path, empty=True)
     code = (
-        "from tools.index import HybridIndex, IndexConfig\n"
-        "from agent.errors import IndexError_\n"
+        "from ragroute.tools.index import HybridIndex, IndexConfig\n"
+        "from ragroute.tools.errors import IndexError_\n"
         "class E:\n    name='fake'\n    def embed_query(self, t): return [0.0]*384\n"
         "    def embed_documents(self, ts): return [[0.0]*384 for _ in ts]\n"
         f"try:\n    HybridIndex(IndexConfig(path={path!r}, lock_timeout_s=0.2), embedder=E())\n"

@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from agent.errors import ConfigError, InputError
-from tools.ingest import IngestReport, content_hash, delete_documents, ingest_documents, ingest_paths
-from tools.loaders import LoadFailure
-from tools.types import Chunk, Document, Parent
+from ragroute.tools.errors import ConfigError, InputError
+from ragroute.tools.ingest import IngestReport, content_hash, delete_documents, ingest_documents, ingest_paths
+from ragroute.tools.loaders import LoadFailure
+from ragroute.tools.types import Chunk, Document, Parent
 
 
 class FakeIndex:
@@ -292,7 +291,7 @@ def test_report_to_dict_shape() -> None:
 
 @pytest.fixture
 def real_index(make_index: Any) -> Any:
-    pytest.importorskip("tools.index")
+    pytest.importorskip("ragroute.tools.index")
     return make_index(empty=True)
 
 
@@ -353,7 +352,7 @@ def test_real_index_filters_on_ingested_metadata(real_index: Any, folder: Path) 
 
 
 def test_expected_documents_counts_files_and_jsonl_records(folder: Path) -> None:
-    from tools.ingest import _expected_documents
+    from ragroute.tools.ingest import _expected_documents
 
     (folder / "c.jsonl").write_text(
         '{"_id": "1", "text": "a"}\n\n{"_id": "2", "text": "b"}\n', encoding="utf-8"

@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from evals.benchmarks.load_serve import markdown, percentile, summarize
+from ragroute.evals.benchmarks.load_serve import markdown, percentile, summarize
 
 
 def test_percentile_interpolates_like_numpy():

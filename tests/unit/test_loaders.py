@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from tools.loaders import (
+from ragroute.tools.loaders import (
     LoadFailure,
     decode_text,
     html_to_markdown,
@@ -17,7 +16,7 @@ from tools.loaders import (
     load_path,
     load_paths,
 )
-from tools.types import Document
+from ragroute.tools.types import Document
 
 
 def make_pdf(pages: list[str]) -> bytes:

@@ -6,9 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from agent.errors import InputError
-from tools.metadata import (
+from ragroute.tools.errors import InputError
+from ragroute.tools.metadata import (
     KNOWN_FIELDS,
     normalize_date,
     parse_meta_args,

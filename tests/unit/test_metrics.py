@@ -7,9 +7,8 @@ import math
 import random
 
 import pytest
-
-from agent.errors import ConfigError, InputError
-from evals import metrics as m
+from ragroute.evals import metrics as m
+from ragroute.tools.errors import ConfigError, InputError
 
 # qrels with graded relevance: d1 is the best document, d3 marginal, d9 judged non-relevant
 GRADED = {"d1": 3, "d2": 2, "d3": 1, "d9": 0}

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 from langgraph.runtime import Runtime
+from ragroute.context import Context
+from ragroute.nodes.classify import classify, comparison_entities, decide, entity_spans, features
+from ragroute.runtime import providers
+from ragroute.tools.errors import InputError
 
-from agent import providers
-from agent.context import Context
-from agent.errors import InputError
-from nodes.classify import classify, comparison_entities, decide, entity_spans, features
 from tests.node_fakes import FakeIndex, ScriptedChatModel
 
 ROWS = [

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest
 from langgraph.runtime import Runtime
-
-from agent import providers
-from agent.context import Context, context_of
-from agent.errors import ConfigError
-from tools.extractive import split_sentences
-from tools.faithfulness import answer_sentences, repair_citations, score_answer
-from tools.freshness import staleness_notes
-from tools.rerankers import MaxSimReranker, NoReranker
+from ragroute.context import Context, context_of
+from ragroute.runtime import providers
+from ragroute.tools.errors import ConfigError
+from ragroute.tools.extractive import split_sentences
+from ragroute.tools.faithfulness import answer_sentences, repair_citations, score_answer
+from ragroute.tools.freshness import staleness_notes
+from ragroute.tools.rerankers import MaxSimReranker, NoReranker
 
 
 @pytest.mark.parametrize(
@@ -139,8 +138,8 @@ def test_maxsim_prefers_the_chunk_whose_best_sentence_answers():
 def test_cohere_reranker_maps_results_and_wraps_errors():
     from types import SimpleNamespace
 
-    from agent.errors import ProviderError
-    from tools.rerankers import CohereReranker
+    from ragroute.tools.errors import ProviderError
+    from ragroute.tools.rerankers import CohereReranker
 
     class Client:
         def __init__(self, fail: bool) -> None:
@@ -173,7 +172,7 @@ def test_cohere_reranker_maps_results_and_wraps_errors():
 
 
 async def test_missing_cross_encoder_directory_degrades_to_fused_order():
-    from nodes.rerank import rerank
+    from ragroute.nodes.rerank import rerank
 
     state = {
         "question": "q",

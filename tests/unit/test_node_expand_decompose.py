@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from langgraph.runtime import Runtime
-
-from agent import providers
-from agent.context import Context
-from nodes.decompose import (
+from ragroute.context import Context
+from ragroute.nodes.decompose import (
     base_title,
     bridge_entities,
     comparison_subquestions,
@@ -16,7 +14,9 @@ from nodes.decompose import (
     offline_subquestions,
     title_evidence,
 )
-from nodes.expand import expand, offline_variants, prf_terms
+from ragroute.nodes.expand import expand, offline_variants, prf_terms
+from ragroute.runtime import providers
+
 from tests.node_fakes import ScriptedChatModel
 
 PROBE = [

@@ -4,12 +4,12 @@ abstention, faithfulness retry then abstain, LLM judge."""
 from __future__ import annotations
 
 from langgraph.runtime import Runtime
+from ragroute.context import Context
+from ragroute.nodes.generate import generate
+from ragroute.nodes.verify import verify
+from ragroute.runtime import providers
+from ragroute.state import ABSTAIN_TEXT
 
-from agent import providers
-from agent.context import Context
-from agent.state import ABSTAIN_TEXT
-from nodes.generate import generate
-from nodes.verify import verify
 from tests.node_fakes import ScriptedChatModel
 
 SOURCES = [
@@ -122,7 +122,7 @@ async def test_verify_with_llm_judge_and_its_fallback():
 
 
 def test_support_of_a_verbatim_sentence_needs_no_model_call_but_a_paraphrase_does():
-    from tools.faithfulness import score_answer
+    from ragroute.tools.faithfulness import score_answer
 
     calls: list[list[str]] = []
 

@@ -6,15 +6,15 @@ import datetime as dt
 
 import pytest
 from langgraph.runtime import Runtime
+from ragroute.context import Context
+from ragroute.nodes.prune import drop_duplicates, fit_budget, prune
+from ragroute.nodes.rerank import adaptive_k, interleave, rerank, rrf_fuse
+from ragroute.runtime import providers
+from ragroute.tools.errors import ProviderError
+from ragroute.tools.freshness import apply_decay, decay_factor
+from ragroute.tools.tokens import count_tokens
 
-from agent import providers
-from agent.context import Context
-from agent.errors import ProviderError
-from nodes.prune import drop_duplicates, fit_budget, prune
-from nodes.rerank import adaptive_k, interleave, rerank, rrf_fuse
 from tests.node_fakes import FailingReranker, FakeIndex, ReversingReranker
-from tools.freshness import apply_decay, decay_factor
-from tools.tokens import count_tokens
 
 
 def hit(cid: str, score: float = 1.0, text: str | None = None, **meta) -> dict:

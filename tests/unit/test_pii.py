@@ -8,9 +8,8 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from agent.errors import ConfigError, InputError
-from tools.pii import (
+from ragroute.tools.errors import ConfigError, InputError
+from ragroute.tools.pii import (
     ENTITY_TYPES,
     KEY_ENV,
     PiiRedactor,
@@ -263,7 +262,7 @@ def test_large_input_with_many_entities_stays_fast():
 
 
 def test_benchmark_scoring_strict_and_lenient(tmp_path):
-    from evals.benchmarks.pii_detector import evaluate, load_sample, main
+    from ragroute.evals.benchmarks.pii_detector import evaluate, load_sample, main
 
     rows = [
         # detector finds "Aisha Rahman" (PERSON); gold says "Dr. Aisha Rahman": strict miss, lenient hit
@@ -303,7 +302,7 @@ def test_benchmark_scoring_strict_and_lenient(tmp_path):
 
 
 def test_redact_document_covers_title_and_text_with_one_placeholder_set(tmp_path):
-    from tools.types import Document
+    from ragroute.tools.types import Document
 
     r = PiiRedactor(store_path=tmp_path, key=generate_key())
     doc = Document(
@@ -330,7 +329,7 @@ def test_redact_document_covers_title_and_text_with_one_placeholder_set(tmp_path
 
 
 def test_redact_document_covers_free_text_metadata_but_not_structural_keys(tmp_path):
-    from tools.types import Document
+    from ragroute.tools.types import Document
 
     r = PiiRedactor(store_path=tmp_path, key=generate_key())
     meta = {

@@ -10,15 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ragroute.api import aask
+from ragroute.cli import main
+from ragroute.context import Context
+from ragroute.runtime import caching, providers, tracing
+from ragroute.tools.ingest import ingest_documents, ingest_paths, pii_store_path
+from ragroute.tools.pii import KEY_ENV, PiiRedactor, generate_key
+from ragroute.tools.types import Document
 
-from agent import caching, providers, tracing
-from agent.api import aask
-from agent.cli import main
-from agent.context import Context
 from tests.unit import test_tracing
-from tools.ingest import ingest_documents, ingest_paths, pii_store_path
-from tools.pii import KEY_ENV, PiiRedactor, generate_key
-from tools.types import Document
 
 langfuse_memory = test_tracing.langfuse_memory  # spans in memory (fixture shared with test_tracing)
 
@@ -79,14 +79,14 @@ def test_encrypted_mapping_has_no_plaintext_and_restores(
     restored = PiiRedactor(store_path=pii_store_path(index.path), key=key).restore(chunk.text, mapping_id)
     assert EMAIL in restored and PHONE in restored
     wrong = PiiRedactor(store_path=pii_store_path(index.path), key=generate_key())
-    from agent.errors import ConfigError
+    from ragroute.tools.errors import ConfigError
 
     with pytest.raises(ConfigError, match="differs"):
         wrong.restore(chunk.text, mapping_id)
 
 
 def test_off_by_default_and_bad_values(make_index: Any) -> None:
-    from agent.errors import ConfigError
+    from ragroute.tools.errors import ConfigError
 
     index = make_index(empty=True)
     report = ingest_documents(index, [doc()], progress=False)
@@ -143,7 +143,7 @@ async def test_ask_redacts_the_question_everywhere(make_index: Any, langfuse_mem
 
 async def test_raw_graph_runs_redact_spans(make_index: Any, langfuse_memory: Any) -> None:
     """The server calls the graph directly (langserve): the handler itself keeps PII out of every span."""
-    from agent.graph import graph
+    from ragroute.workflow import graph
 
     client, exporter, _ = langfuse_memory
     index = make_index()
@@ -167,7 +167,7 @@ async def test_without_redaction_the_trace_has_the_question(make_index: Any, lan
 
 async def test_raw_graph_runs_retrieve_and_generate_from_the_redacted_question(make_index: Any) -> None:
     """Without ask() in front (the server), classify redacts the question for every later node."""
-    from agent.graph import graph
+    from ragroute.workflow import graph
 
     index = make_index()
     providers.register_index(index.path, index)
@@ -183,7 +183,7 @@ async def test_raw_graph_runs_retrieve_and_generate_from_the_redacted_question(m
 
 
 def test_server_can_force_query_redaction(make_index: Any) -> None:
-    from agent.server import ANONYMOUS, create_app, server_configurable
+    from ragroute.server import ANONYMOUS, create_app, server_configurable
 
     index = make_index(empty=True)
     forced = create_app(index.path, {}, index=index, tracing=False, redact_pii=True).state.settings
@@ -197,8 +197,7 @@ async def test_redacting_server_redacts_ingested_documents(
     make_index: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import httpx
-
-    from agent.server import create_app
+    from ragroute.server import create_app
 
     monkeypatch.delenv(KEY_ENV, raising=False)
     index = make_index(empty=True)

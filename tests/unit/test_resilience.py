@@ -12,9 +12,8 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-
-from agent.errors import ConfigError, InputError, ProviderError
-from tools.resilience import (
+from ragroute.tools.errors import ConfigError, InputError, ProviderError
+from ragroute.tools.resilience import (
     CLOSED,
     HALF_OPEN,
     OPEN,

@@ -6,9 +6,8 @@ import asyncio
 import json
 
 from langchain_core.documents import Document
-
-from tools.retrieval_tools import HybridRetriever, make_retrieval_tools
-from tools.types import AccessScope
+from ragroute.tools.retrieval_tools import HybridRetriever, make_retrieval_tools
+from ragroute.tools.types import AccessScope
 
 PUBLIC = AccessScope(groups=[], clearance=0)
 

@@ -9,14 +9,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from ragroute.runtime import caching, providers
+from ragroute.tools import sentence_store as S
+from ragroute.tools.errors import ConfigError
+from ragroute.tools.index import HybridIndex, IndexConfig
+from ragroute.tools.ingest import ingest_documents
+from ragroute.tools.rerankers import MaxSimReranker
 
-from agent import caching, providers
-from agent.errors import ConfigError
 from tests.conftest import TINY_CORPUS, corpus_batch
-from tools import sentence_store as S
-from tools.index import HybridIndex, IndexConfig
-from tools.ingest import ingest_documents
-from tools.rerankers import MaxSimReranker
 
 QUERY = "How long do access tokens last before they expire?"
 

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ragroute.api import aask
+from ragroute.cli import main
+from ragroute.runtime import caching, providers
+from ragroute.tools.types import AccessScope
 
-from agent import caching, providers
-from agent.api import aask
-from agent.cli import main
 from tests.conftest import corpus_batch
-from tools.types import AccessScope
 
 Q = "How long do refresh tokens last?"
 
@@ -30,7 +30,7 @@ def consistent(index: Any) -> set[str]:
 
 
 def later(days: float) -> Any:
-    """A stand-in for tools.index's `time` module, `days` in the future."""
+    """A stand-in for ragroute.tools.index's `time` module, `days` in the future."""
     return types.SimpleNamespace(
         time=lambda: time.time() + days * 86400,
         monotonic=time.monotonic,
@@ -77,8 +77,8 @@ def test_soft_delete_hides_everywhere_and_restore_brings_it_back(make_index: Any
 
 
 def test_purge_respects_the_grace_period(make_index: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    import tools.index as index_mod
-    from tools.pii import mapping_id_for
+    import ragroute.tools.index as index_mod
+    from ragroute.tools.pii import mapping_id_for
 
     index = make_index()
     pii_file = Path(index.path) / "pii" / f"{mapping_id_for('auth')}.pii"
@@ -117,7 +117,7 @@ def test_reingest_revives_a_soft_deleted_document(make_index: Any) -> None:
 
 
 def test_bad_purge_age_is_a_clear_error(make_index: Any) -> None:
-    from agent.errors import InputError
+    from ragroute.tools.errors import InputError
 
     with pytest.raises(InputError, match="older_than_days"):
         make_index(empty=True).purge_deleted(-1)
@@ -194,8 +194,7 @@ def test_cli_delete_restore_purge_stats(tmp_path: Path, capsys: Any) -> None:
 
 async def test_server_soft_delete_and_stats(make_index: Any) -> None:
     import httpx
-
-    from agent.server import create_app
+    from ragroute.server import create_app
 
     index = make_index()
     writer = {"w-key-000000001": {"user": "wes", "groups": [], "clearance": 0, "write": True}}

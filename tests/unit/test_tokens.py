@@ -2,12 +2,12 @@ import os
 import subprocess
 import sys
 
-from tools.tokens import count_tokens, truncate_tokens
+from ragroute.tools.tokens import count_tokens, truncate_tokens
 
 
 def test_counts_match_known_cl100k_ids():
     # "hello world" is two tokens in cl100k_base: [15339, 1917]
-    from tools.tokens import encoding
+    from ragroute.tools.tokens import encoding
 
     assert encoding().encode("hello world") == [15339, 1917]
     assert count_tokens("hello world") == 2
@@ -28,7 +28,7 @@ def test_loads_in_fresh_process_with_empty_cache_and_no_network(tmp_path):
         HTTP_PROXY="http://127.0.0.1:9",
     )
     out = subprocess.run(
-        [sys.executable, "-c", "from tools.tokens import count_tokens; print(count_tokens('a b c'))"],
+        [sys.executable, "-c", "from ragroute.tools.tokens import count_tokens; print(count_tokens('a b c'))"],
         env=env,
         capture_output=True,
         text=True,

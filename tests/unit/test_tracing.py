@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from ragroute.api import aask
+from ragroute.runtime import providers, tracing
 
-from agent import providers, tracing
-from agent.api import aask
 from tests.node_fakes import ScriptedChatModel
 
 NODES = ["classify", "retrieve", "rerank", "prune", "generate", "verify", "finalize"]
@@ -152,7 +152,7 @@ def test_without_keys_nothing_is_traced_or_logged(monkeypatch: pytest.MonkeyPatc
 def test_traced_config_adds_handler_and_trace_attributes(
     monkeypatch: pytest.MonkeyPatch, langfuse_memory
 ) -> None:
-    from agent.context import Context
+    from ragroute.context import Context
 
     ctx = Context(extra={"session_id": "s-1", "tags": ["beta"]})
     config = tracing.traced_config({"callbacks": [], "metadata": {"k": "v"}}, ctx=ctx, user_id="bob")
@@ -167,7 +167,7 @@ def test_traced_config_adds_handler_and_trace_attributes(
 
 
 async def test_astream_is_traced_as_one_question(make_index: Any, langfuse_memory) -> None:
-    from agent.api import astream
+    from ragroute.api import astream
 
     client, exporter, scores = langfuse_memory
     index = make_index()

@@ -6,10 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from agent import caching, providers
-from agent.api import aask
-from tools.versions import family_of, filters_name, prefer_latest
+from ragroute.api import aask
+from ragroute.runtime import caching, providers
+from ragroute.tools.versions import family_of, filters_name, prefer_latest
 
 RELEASES = [
     (

@@ -4,19 +4,18 @@ verify (-> retry prune | finalize). `graph` is compiled for LangGraph Studio / l
 from __future__ import annotations
 
 from langgraph.graph import END, START, StateGraph
-
-from agent.context import Context
-from agent.state import InputState, OutputState, RAGState
-from nodes.classify import classify
-from nodes.decompose import decompose
-from nodes.expand import expand
-from nodes.finalize import finalize
-from nodes.generate import generate
-from nodes.prune import prune
-from nodes.rerank import rerank
-from nodes.retrieve import retrieve
-from nodes.routing import after_classify, after_verify, fan_out
-from nodes.verify import verify
+from ragroute.context import Context
+from ragroute.nodes.classify import classify
+from ragroute.nodes.decompose import decompose
+from ragroute.nodes.expand import expand
+from ragroute.nodes.finalize import finalize
+from ragroute.nodes.generate import generate
+from ragroute.nodes.prune import prune
+from ragroute.nodes.rerank import rerank
+from ragroute.nodes.retrieve import retrieve
+from ragroute.nodes.routing import after_classify, after_verify, fan_out
+from ragroute.nodes.verify import verify
+from ragroute.state import InputState, OutputState, RAGState
 
 
 def build_graph() -> StateGraph[RAGState, Context, InputState, OutputState]:

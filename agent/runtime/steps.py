@@ -10,10 +10,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from langgraph.types import Overwrite
-
-from agent import providers
-from agent.context import Context
-from agent.errors import ProviderError
+from ragroute.context import Context
+from ragroute.runtime import providers
+from ragroute.tools.errors import ProviderError
 
 NodeFn = Callable[..., Awaitable[dict]]
 

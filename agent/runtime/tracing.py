@@ -25,7 +25,7 @@ from uuid import UUID
 
 from langchain_core.runnables import RunnableConfig
 
-log = logging.getLogger("ragroute.tracing")
+log = logging.getLogger("ragroute.runtime.tracing")
 
 _client_lock = threading.Lock()
 _client: Any = None  # Langfuse client used for runs (None: from the environment, created on first use)
@@ -180,7 +180,7 @@ def handler_class() -> type:
                 obs = self._runs.get(run_id)
                 usage = _llm_usage(response)
                 if obs is not None and usage and self._ctx is not None and getattr(self._ctx, "llm", None):
-                    from agent import providers
+                    from ragroute.runtime import providers
 
                     p_in = providers.cost_usd(self._ctx.llm, usage[0], 0)
                     p_out = providers.cost_usd(self._ctx.llm, 0, usage[1])
@@ -269,7 +269,7 @@ def handler_class() -> type:
                 obs.update(metadata=meta)
 
         def _retrieve_meta(self, inputs: Any, outputs: dict) -> dict[str, Any]:
-            from nodes.retrieve import access_of, combined_filters
+            from ragroute.nodes.retrieve import access_of, combined_filters
 
             task = inputs if isinstance(inputs, dict) else {}
             retrievals = outputs.get("retrievals") or [{}]
@@ -304,7 +304,7 @@ def handler_class() -> type:
             usage = out.get("usage") if isinstance(out.get("usage"), dict) else None
             usage = usage if usage and any(usage.values()) else summary["usage"]
             meta = {"route": route, "faithfulness": faith, "usage": usage, "abstained": out.get("abstained")}
-            from agent.caching import run_stats
+            from ragroute.runtime.caching import run_stats
 
             meta["cache"] = run_stats()  # this run's retrieval cache hits/misses (ask/aask runs)
             obs.update(metadata={k: v for k, v in meta.items() if v is not None})
@@ -333,7 +333,7 @@ def __getattr__(name: str) -> Any:
 
 def _redacted(obj: Any, depth: int = 0) -> Any:
     """A copy of `obj` with PII replaced in every string (dicts, lists, tuples, LangChain messages)."""
-    from tools.pii import redact_query
+    from ragroute.tools.pii import redact_query
 
     if isinstance(obj, str):
         return redact_query(obj) if obj.strip() else obj

@@ -1,6 +1,6 @@
 """The query path's caches, wired in: embeddings (LRU), retrieval hits and whole answers (TTL).
 
-One process-wide `tools.cache.RagCache` holds the three levels. Keys hold everything that changes a
+One process-wide `ragroute.tools.cache.RagCache` holds the three levels. Keys hold everything that changes a
 result: the query, k, filters, the caller's access scope (groups and clearance), the run's settings,
 which index (path and open instance) and that index's *persisted* version, read fresh from SQLite on
 every lookup. An ingest, update or delete (soft or hard) bumps the version, so entries made before it are
@@ -20,8 +20,8 @@ from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any
 
-from tools.cache import RagCache, cache_key
-from tools.types import AccessScope
+from ragroute.tools.cache import RagCache, cache_key
+from ragroute.tools.types import AccessScope
 
 _MISSING = object()
 _cache = RagCache(response_ttl_s=24 * 3600.0)  # answers expire per run by ctx.cache_ttl_s
@@ -124,8 +124,8 @@ def response_key(inputs: dict[str, Any], ctx: Any) -> str | None:
     """Key of one whole answer, or None when it must not be cached (caching off, index without version)."""
     if not getattr(ctx, "cache", True):
         return None
-    from agent import providers
-    from nodes.retrieve import access_of
+    from ragroute.nodes.retrieve import access_of
+    from ragroute.runtime import providers
 
     try:
         index = providers.index(ctx)
@@ -150,7 +150,7 @@ def response_key(inputs: dict[str, Any], ctx: Any) -> str | None:
 
 
 def _provider_ids(ctx: Any) -> list[int]:
-    from agent import providers
+    from ragroute.runtime import providers
 
     ids = []
     for build, spec in ((providers.chat_model, ctx.llm), (providers.reranker, ctx.reranker)):

@@ -12,14 +12,13 @@ import threading
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-
-from agent.errors import ConfigError, ProviderError
-from tools.types import AccessScope, SearchHit
+from ragroute.tools.errors import ConfigError, ProviderError
+from ragroute.tools.types import AccessScope, SearchHit
 
 
 @runtime_checkable
 class SearchIndex(Protocol):
-    """What the graph needs from an index (tools.index.HybridIndex satisfies it)."""
+    """What the graph needs from an index (ragroute.tools.index.HybridIndex satisfies it)."""
 
     def search(
         self,
@@ -82,7 +81,7 @@ def index(ctx: Any) -> SearchIndex:
         found = _indexes.get(path)
     if found is not None:
         return found
-    from tools.index import HybridIndex  # imported lazily: opening Chroma is not free
+    from ragroute.tools.index import HybridIndex  # imported lazily: opening Chroma is not free
 
     if not os.path.isdir(path):
         raise ConfigError(f"index_dir={path!r} does not exist; ingest documents first (ragroute ingest PATH)")
@@ -103,7 +102,7 @@ def embedder() -> Embedder:
     def embed(texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
-        from agent.caching import rag_cache
+        from ragroute.runtime.caching import rag_cache
 
         cache = rag_cache().embeddings  # LRU (tools/cache.py), shared by rerank/generate/verify
         unique = list(dict.fromkeys(texts))
@@ -111,14 +110,16 @@ def embedder() -> Embedder:
         found = {t: v for t in unique if (v := cache.get(keys[t])) is not None}
         missing = [t for t in unique if t not in found]
         if missing:  # sentences stored at ingest by an open index (tools/sentence_store.py)
-            from tools import sentence_store
+            from ragroute.tools import sentence_store
 
             for t, vec in sentence_store.lookup(sentence_store.SENTENCE_MODEL, missing).items():
                 found[t] = vec
                 cache.put(keys[t], vec)
             missing = [t for t in missing if t not in found]
         if missing:
-            from tools.embeddings import get_embedder  # the index's cached MiniLM: one model per process
+            from ragroute.tools.embeddings import (
+                get_embedder,  # the index's cached MiniLM: one model per process
+            )
 
             vecs = np.asarray(get_embedder("minilm").embed_documents(missing), dtype=np.float32)
             for t, vec in zip(missing, vecs, strict=True):
@@ -187,7 +188,7 @@ def registered_rerankers() -> set[str]:
 
 def resolve_reranker_name(name: str) -> str:
     """ "auto" -> "cohere" with COHERE_API_KEY, else "local"; "local" -> the measured offline default."""
-    from tools.rerankers import OFFLINE_DEFAULT
+    from ragroute.tools.rerankers import OFFLINE_DEFAULT
 
     if name == "auto":
         name = "cohere" if os.environ.get("COHERE_API_KEY") else "local"
@@ -202,7 +203,7 @@ def reranker(name: str) -> Reranker:
     with _lock:
         if name in _rerankers:
             return _rerankers[name]
-    from tools import rerankers as rr
+    from ragroute.tools import rerankers as rr
 
     built: Reranker
     if name == "none":
@@ -235,7 +236,7 @@ class TransientProviderError(ProviderError):
 def is_transient_failure(exc: BaseException) -> bool:
     """Whether `exc` (or an exception it was raised from) is a timeout, a connection failure or a
     retryable HTTP status; SDKs wrap these in their own types, so names and `status_code` are checked."""
-    from tools.resilience import RETRYABLE_STATUS
+    from ragroute.tools.resilience import RETRYABLE_STATUS
 
     seen: BaseException | None = exc
     for _ in range(8):
@@ -258,7 +259,7 @@ def is_transient_failure(exc: BaseException) -> bool:
 def breaker(name: str) -> Any:
     """The circuit breaker of one provider ("llm:<spec>", "rerank:<name>"), shared by every run in the
     process: BREAKER_FAILURES transient failures in a row make calls fail fast for BREAKER_RESET_S."""
-    from tools.resilience import CircuitBreaker
+    from ragroute.tools.resilience import CircuitBreaker
 
     with _lock:
         found = _breakers.get(name)

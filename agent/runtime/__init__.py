@@ -1,0 +1,1 @@
+"""Runtime services the nodes stand on: providers, caching, tracing, retrieval scope, step helpers."""
