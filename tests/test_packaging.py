@@ -1,0 +1,136 @@
+"""ragroute installs as ONE import package and works inside a host project that has its own `tools`/`agent`.
+
+The repository keeps the user's folders (agent/ nodes/ tools/ prompts/ evals/), but setuptools' package-dir maps
+them to `ragroute`, `ragroute.nodes`, ... Checked for both ways of installing: the editable install these tests
+run under, and a wheel built from this checkout.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A host application as users have them: its own top-level `tools.py` and `agent/` package.
+HOST_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import agent, tools                      # the host's own modules, not ours
+    assert tools.HOST == "tools", tools.__file__
+    assert agent.HOST == "agent", agent.__file__
+
+    import ragroute
+    from ragroute.tools.ingest import ingest_paths
+    from ragroute.cli import sample_corpus_dir
+
+    index_dir = sys.argv[1]
+    index = ragroute.open_index(index_dir)
+    ingest_paths(index, [str(sample_corpus_dir())], progress=False)
+    index.close()
+    out = ragroute.ask("How long can an API token live?", index_dir=index_dir, cache=False)
+    print(json.dumps({
+        "ragroute": ragroute.__file__,
+        "tools": tools.__file__,
+        "answer": out["answer"],
+        "citations": [c["doc_id"] for c in out["citations"]],
+        "modules": sorted({m.split(".")[0] for m in sys.modules if m in ("nodes", "prompts", "evals", "studio")
+                           or m.startswith(("nodes.", "prompts.", "evals."))}),
+    }))
+    """
+)
+
+
+def _host_project(tmp_path: Path) -> Path:
+    host = tmp_path / "host"
+    (host / "agent").mkdir(parents=True)
+    (host / "agent" / "__init__.py").write_text('HOST = "agent"\n')
+    (host / "tools.py").write_text('HOST = "tools"\n')
+    (host / "app.py").write_text(HOST_SCRIPT)
+    return host
+
+
+def _run_host(host: Path, tmp_path: Path, env_extra: dict[str, str] | None = None) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update({"HF_HUB_OFFLINE": "1", "RAGROUTE_CACHE": "0", **(env_extra or {})})
+    proc = subprocess.run(
+        [sys.executable, "app.py", str(tmp_path / "index")],
+        cwd=host,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import json
+
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_host_project_with_its_own_tools_and_agent_runs_ragroute(tmp_path: Path) -> None:
+    host = _host_project(tmp_path)
+    out = _run_host(host, tmp_path)
+    assert out["tools"].startswith(str(host))  # the host keeps its own `tools`
+    assert out["ragroute"].startswith(str(ROOT))  # editable install: our checkout
+    assert out["citations"], out
+    assert "authentication.md" in " ".join(out["citations"])
+    assert out["modules"] == []  # nothing of ours under a generic top-level name
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (found,) = out.glob("ragroute-*.whl")
+    return found
+
+
+def test_wheel_holds_only_the_ragroute_package(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {n.split("/")[0] for n in names}
+    assert top == {"ragroute", next(t for t in top if t.endswith(".dist-info"))}, top
+    for needed in (
+        "ragroute/__init__.py",
+        "ragroute/workflow.py",
+        "ragroute/runtime/providers.py",
+        "ragroute/nodes/classify.py",
+        "ragroute/tools/errors.py",
+        "ragroute/prompts/generate.py",
+        "ragroute/evals/prices.json",
+        "ragroute/sample_corpus/authentication.md",
+    ):
+        assert needed in names, needed
+    assert not [n for n in names if "/tests/" in n or n.startswith("tests/")]
+    entry = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    assert "ragroute = ragroute.cli:main" in entry
+
+
+def test_wheel_install_runs_from_a_host_project(wheel: Path, tmp_path: Path) -> None:
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    assert sorted(p.name for p in target.iterdir() if not p.name.endswith(".dist-info")) in (
+        ["ragroute"],
+        ["bin", "ragroute"],
+    )
+    host = _host_project(tmp_path)
+    # PYTHONPATH comes before the editable install's finder, so the wheel's copy is the one imported
+    out = _run_host(host, tmp_path, {"PYTHONPATH": str(target)})
+    assert out["ragroute"].startswith(str(target))
+    assert out["tools"].startswith(str(host))
+    assert "authentication.md" in " ".join(out["citations"])
