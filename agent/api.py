@@ -13,6 +13,7 @@ from ragroute.runtime import caching
 from ragroute.runtime.tracing import traced_config
 from ragroute.state import InputState, OutputState
 from ragroute.tools.errors import InputError
+from ragroute.tools.pii import redact_query
 from ragroute.workflow import graph
 
 OUTPUT_KEYS = tuple(OutputState.__annotations__)
@@ -28,8 +29,6 @@ def _inputs(question: str, overrides: dict[str, Any]) -> tuple[dict[str, Any], C
     ctx = Context.from_dict(overrides)
     question = question.strip()
     if ctx.redact_query_pii:  # before retrieval, models and traces see it
-        from ragroute.tools.pii import redact_query
-
         question = redact_query(question)
     return {"question": question}, ctx
 

@@ -12,6 +12,17 @@ from ragroute.tools.errors import ConfigError
 RERANKERS = ("auto", "none", "cohere", "local", "maxsim")
 ROUTE_CHOICES = ("auto", "simple", "expand", "multihop")
 _OFF = ("0", "false", "no", "off")
+_registered_rerankers: set[str] = set()  # names given to providers.register_reranker
+
+
+def allow_reranker(name: str) -> None:
+    """Accept `name` as Context.reranker (providers.register_reranker calls this for custom rerankers)."""
+    _registered_rerankers.add(name)
+
+
+def registered_rerankers() -> set[str]:
+    """Custom reranker names accepted besides RERANKERS and 'cross-encoder:/path'."""
+    return set(_registered_rerankers)
 
 
 @dataclass
@@ -45,7 +56,8 @@ class Context:
     reranker_timeout_s: float = 10.0
     llm_timeout_s: float = 60.0
     strict: bool = False  # raise provider failures instead of degrading
-    # retrieval + response caches (agent/runtime/caching.py), keyed by scope and index version; RAGROUTE_CACHE=0: off
+    # retrieval + response caches (agent/runtime/caching.py), keyed by scope and index version;
+    # RAGROUTE_CACHE=0: off
     cache: bool = field(default_factory=lambda: os.environ.get("RAGROUTE_CACHE", "1").lower() not in _OFF)
     cache_ttl_s: float = 600.0  # how long a cached answer is served
     prefer_latest_version: bool = True  # drop older versions of a document family unless asked for
@@ -74,14 +86,14 @@ class Context:
             raise ConfigError(f"candidate_k={self.candidate_k} must be >= k_simple={self.k_simple}")
         if self.route not in ROUTE_CHOICES:
             raise ConfigError(f"route={self.route!r} is unknown; options: {list(ROUTE_CHOICES)}")
-        if not (self.reranker in RERANKERS or self.reranker.startswith("cross-encoder:")):
-            from ragroute.runtime import providers
-
-            if self.reranker not in providers.registered_rerankers():
-                raise ConfigError(
-                    f"reranker={self.reranker!r} is unknown; options: {list(RERANKERS)}"
-                    " or 'cross-encoder:/path'"
-                )
+        if not (
+            self.reranker in RERANKERS
+            or self.reranker.startswith("cross-encoder:")
+            or self.reranker in _registered_rerankers
+        ):
+            raise ConfigError(
+                f"reranker={self.reranker!r} is unknown; options: {list(RERANKERS)} or 'cross-encoder:/path'"
+            )
         if self.llm is not None and (not isinstance(self.llm, str) or ":" not in self.llm):
             raise ConfigError(f"llm={self.llm!r} must look like 'provider:model' (e.g. 'openai:gpt-4o-mini')")
         if not 0.0 <= float(self.faithfulness_threshold) <= 1.0:

@@ -15,23 +15,22 @@ from typing import Any
 from langgraph.runtime import Runtime
 from langgraph.types import Overwrite
 from ragroute.context import Context, context_of
-from ragroute.nodes.retrieve import asearch
 from ragroute.prompts.classify import CLASSIFY_PROMPT
+from ragroute.runtime.retrieval import asearch
 from ragroute.runtime.steps import call_llm, degrade, note, parse_json, timed
 from ragroute.state import ROUTES, RAGState
-from ragroute.tools.extractive import STOPWORDS, content_terms
+from ragroute.tools.entities import (
+    COMMON_CUE,
+    COMPARISON_CUE,
+    QUESTION_WORDS,
+    comparison_entities,
+    entity_spans,
+)
+from ragroute.tools.errors import InputError
+from ragroute.tools.extractive import content_terms
+from ragroute.tools.pii import redact_query
 
 PROBE_K = 10
-_CAP_SPAN = re.compile(
-    r"\b(?:[A-Z][\w'\-.]*|\d[\w\-.]*)(?:\s+(?:of|the|de|von|van|du|la)?\s*[A-Z][\w'\-.]*)*"
-)
-_QUOTED = re.compile(r"\"([^\"]{2,80})\"|“([^”]{2,80})”")
-_COMPARISON = re.compile(
-    r"\b(or|both|either|neither|same|compare|compared|comparison|difference|differ|versus|vs\.?|"
-    r"older|younger|earlier|later|first|longer|shorter|larger|smaller|bigger|higher|lower|more|fewer|less|"
-    r"most|least|further|closer|taller)\b",
-    re.I,
-)
 _BRIDGE = re.compile(
     r"\b(?:[Tt]he|[Aa]n?|[Tt]his|[Tt]hat|[Ww]hich|[Ww]hat)\s+(?:[\w\-]+\s+){0,3}?"
     r"(?:that|who|which|whose|where|whom)\b"
@@ -45,84 +44,10 @@ _BRIDGE = re.compile(
     r"|\b(?:[Tt]he|[Aa]n?|[Tt]his|[Tt]hat)\s+(?:[\w\-]+\s+){0,2}?[a-z]{3,}ing\s+[A-Z]"
     r"|\b[A-Z][\w\-]*(?:\s+[A-Z][\w\-]*)*'s\s+(?:\d+\s+)?[a-z]",
 )
-_COMMON = re.compile(r"\b(both|same|common|share|shared|either|neither)\b", re.I)
 _EMBEDDED_WH = re.compile(
     r"(?<!^)(?<=\s)(what|which|who|whom|whose|when|where|how many|how much)\b(?!.*\bwhat\b)", re.I
 )
 _VAGUE = re.compile(r"\b(it|this|that thing|stuff|something|things|issue|problem|help|info)\b", re.I)
-_WH = (
-    "what",
-    "which",
-    "who",
-    "whom",
-    "whose",
-    "when",
-    "where",
-    "why",
-    "how",
-    "is",
-    "are",
-    "does",
-    "do",
-    "can",
-)
-
-
-def entity_spans(text: str) -> list[str]:
-    """Capitalised multi-word spans and quoted titles, excluding a sentence-initial question word."""
-    spans = [a or b for a, b in _QUOTED.findall(text)]
-    for match in _CAP_SPAN.finditer(text):
-        span = match.group(0).strip(" .,'")
-        words = span.split()
-        while words and words[0].lower() in STOPWORDS | set(_WH):
-            words = words[1:]
-        span = " ".join(words)
-        if span and not span.isdigit() and span.lower() not in STOPWORDS and span not in spans:
-            spans.append(span)
-    return spans
-
-
-def comparison_entities(question: str) -> list[str]:
-    """The compared items of "..., A or B?" / "both A and B" questions; [] when there are none."""
-    q = question.strip().rstrip("?").strip()
-    m = re.search(r"[,:]\s*(?:the\s+)?([^,]+?)\s+or\s+(?:the\s+)?([^,]+)$", q)
-    if not m:  # "Which band, Letters to Cleo or Screaming Trees, had more members?"
-        m = re.search(r"[,:]\s*(?:the\s+)?([^,]+?)\s+or\s+(?:the\s+)?([^,]+?)\s*,", q)
-    if not m and question.rstrip().endswith("?"):  # "The Transylvanian Hound and Jack Russell Terrier
-        # were originally bred for what activity?" (a question, not a claim that two things are so)
-        m = re.match(
-            r"(?!(?:Are|Were|Is|Was|Do|Does|Did|Have|Has|Had|Which|What|Who|When|Where|How)\b)"
-            r"(?:[Tt]he\s+)?([A-Z][^,]*?)\s+and\s+(?:the\s+)?([A-Z][^,]*?)\s+"
-            r"(?:were|are|have|had|both|share|shared)\b",
-            q,
-        )
-    if not m:  # "Is Karjiang a mountain and Sherpi Kangri a mountain peak?"
-        m = re.match(
-            r"(?:Is|Are|Was|Were)\s+(?:the\s+)?([A-Z][^,]*?)\s+(?:a|an|the)\s+[^,]+?\s+and\s+"
-            r"(?:the\s+)?([A-Z][^,]*?)\s+(?:a|an|the)\s",
-            q,
-        )
-    if not m:
-        m = re.search(
-            r"\b(?:both|between)\s+(?:the\s+)?(.+?)\s+and\s+(?:the\s+)?(.+?)(?:\s+(?:are|were|is|have|had|share|located|from|in)\b.*)?$",
-            q,
-        )
-    if not m:
-        m = re.search(
-            r"\b(?:[Aa]re|[Ww]ere|[Dd]o|[Dd]id|[Ii]s|[Hh]ave)\s+(?:the\s+)?(.+?)\s+and\s+(?:the\s+)?(.+?)"
-            r"\s+(?:both|the same|from the same|of the same|each)\b",
-            q,
-        )
-    if not m and (_COMMON.search(q) or _COMPARISON.search(q)):
-        spans = entity_spans(q)
-        # neighbours, and a span joined to itself (two works that share a name)
-        for a, b in [*zip(spans, spans[1:], strict=False), *zip(spans, spans, strict=True)]:
-            if re.search(rf"{re.escape(a)}\"?\s+(?:and|or)\s+\"?{re.escape(b)}", q):
-                return [a, b]
-    if not m:
-        return []
-    items = [re.sub(r"^(?:the|a|an)\s+", "", g.strip(" \"'"), flags=re.I) for g in m.groups()]
-    return [i for i in items if i and len(i.split()) <= 8]
 
 
 def features(question: str, probe: list[dict]) -> dict[str, Any]:
@@ -141,13 +66,13 @@ def features(question: str, probe: list[dict]) -> dict[str, Any]:
         "n_entities": len(ents),
         "entities": ents[:6],
         "comparison_entities": comparison_entities(question),
-        "comparison_cue": bool(_COMPARISON.search(question)),
+        "comparison_cue": bool(COMPARISON_CUE.search(question)),
         "bridge_cue": bool(_BRIDGE.search(question)),
-        "common_cue": bool(_COMMON.search(question)),
+        "common_cue": bool(COMMON_CUE.search(question)),
         "embedded_wh": bool(_EMBEDDED_WH.search(question)),
         "vague_cue": bool(_VAGUE.search(question)),
-        "question_word": first if first in _WH else "",
-        "is_question": question.rstrip().endswith("?") or first in _WH,
+        "question_word": first if first in QUESTION_WORDS else "",
+        "is_question": question.rstrip().endswith("?") or first in QUESTION_WORDS,
         "probe_hits": len(probe),
         "probe_spread": round(spread, 4),
         "probe_agree": agree,
@@ -218,16 +143,12 @@ async def _llm_route(ctx: Context, question: str) -> tuple[str, str, dict[str, f
 @timed("classify")
 async def classify(state: RAGState, runtime: Runtime[Context]) -> dict:
     """Probe-search the question, compute features and choose a route (forced by ctx.route if set)."""
-    from ragroute.tools.errors import InputError
-
     ctx = context_of(runtime)
     question = (state.get("question") or "").strip()
     if not question:
         raise InputError("question is empty; ask something")
     redacted: dict[str, str] = {}
     if ctx.redact_query_pii:  # server runs arrive here with the raw question (ask() redacts before)
-        from ragroute.tools.pii import redact_query
-
         question = redact_query(question)
         redacted = {"question": question}  # every later node reads the redacted question
     started = time.time()

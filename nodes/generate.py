@@ -9,7 +9,6 @@ possibly outdated sources (version / last_updated) are appended.
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -18,10 +17,9 @@ from ragroute.prompts.generate import (
     GENERATE_PROMPT,
     GENERATE_STRICT_SUFFIX,
     GENERATE_SYSTEM,
-    SOURCE_TEMPLATE,
 )
 from ragroute.runtime import providers
-from ragroute.runtime.steps import call_llm, degrade, note, timed
+from ragroute.runtime.steps import call_llm, degrade, format_sources, note, timed
 from ragroute.state import ABSTAIN_TEXT, RAGState
 from ragroute.tools.extractive import GENERATOR_NAME, generate_extractive
 from ragroute.tools.faithfulness import repair_citations
@@ -29,32 +27,6 @@ from ragroute.tools.freshness import staleness_notes
 
 MAX_SENTENCES = 5
 PART_MIN_SCORE = 0.55  # multi-hop: a sub-question's best sentence is added when it scores this well
-_SOURCE_TAG = re.compile(r"<(?=\s*/?\s*source\b)", re.I)
-
-
-def format_sources(sources: list[dict]) -> str:
-    """Numbered source blocks for the prompt, with title, section and date/version when known."""
-    blocks = []
-    for src in sources:
-        meta = src.get("metadata") or {}
-        dated = ", ".join(
-            b
-            for b in (
-                f"version {meta['version']}" if meta.get("version") else "",
-                f"updated {meta['last_updated']}" if meta.get("last_updated") else "",
-            )
-            if b
-        )
-        blocks.append(
-            SOURCE_TEMPLATE.format(
-                n=src["n"],
-                title=src.get("title") or src.get("doc_id", ""),
-                section=f" — {src['section']}" if src.get("section") else "",
-                dated=f" ({dated})" if dated else "",
-                text=_SOURCE_TAG.sub("‹", src.get("text", "")),  # a document cannot close its <source> tag
-            )
-        )
-    return "\n\n".join(blocks)
 
 
 def is_abstention(text: str) -> bool:

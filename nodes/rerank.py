@@ -13,11 +13,11 @@ import asyncio
 
 from langgraph.runtime import Runtime
 from ragroute.context import Context, context_of
-from ragroute.nodes.decompose import title_evidence
-from ragroute.nodes.retrieve import combined_filters
 from ragroute.runtime import providers
+from ragroute.runtime.scope import combined_filters
 from ragroute.runtime.steps import degrade, note, timed
 from ragroute.state import RAGState
+from ragroute.tools.titles import title_evidence
 from ragroute.tools.versions import prefer_latest
 
 CLIFF = 0.35  # drop in min-max-normalised score between neighbours that ends the context
@@ -94,7 +94,7 @@ def _multihop(ctx: Context, lists: list[list[dict]], question: str) -> dict:
 
     Reranking against the whole question would bury hop-2 evidence, so the per-hop order is kept. Hits
     the question names by title, and hits title-linked to those, lead the context (see
-    ragroute.nodes.decompose.title_evidence): in a titled corpus they are the entities the question is about."""
+    ragroute.tools.titles.title_evidence): in a titled corpus they are the entities the question is about."""
     share = max(MIN_K, ctx.k_multihop // max(1, len(lists)))
     cuts = [adaptive_k([float(h.get("score", 0.0)) for h in hits], share)[0] for hits in lists]
     rounds = interleave([hits[:k] for hits, k in zip(lists, cuts, strict=True)])

@@ -12,10 +12,9 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 from ragroute.context import Context, context_of
-from ragroute.nodes.generate import format_sources
 from ragroute.prompts.verify import VERIFY_PROMPT
 from ragroute.runtime import providers
-from ragroute.runtime.steps import call_llm, degrade, note, parse_json, timed
+from ragroute.runtime.steps import call_llm, degrade, format_sources, note, parse_json, timed
 from ragroute.state import ABSTAIN_TEXT, RAGState
 from ragroute.tools.extractive import score_sentences
 from ragroute.tools.faithfulness import score_answer

@@ -1,7 +1,8 @@
 """ragroute inside a larger app: the query graph as a subgraph node of a chat-style parent graph with a
 checkpointer, and the retrieval tools in a tool-calling agent.
 
-Run it:  python -m ragroute.examples.parent_graph --index ~/.ragroute/index "What is the maximum token lifetime?"
+Run it:
+    python -m ragroute.examples.parent_graph --index ~/.ragroute/index "What is the maximum token lifetime?"
 
 Two ways to embed `build_graph()`:
 - shared keys: if the parent state has `question` and the output keys, add the compiled graph directly
@@ -25,6 +26,8 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.types import Checkpointer
 from ragroute.context import Context
+from ragroute.tools.retrieval_tools import make_retrieval_tools
+from ragroute.tools.types import AccessScope
 from ragroute.workflow import build_graph
 from typing_extensions import TypedDict
 
@@ -68,9 +71,7 @@ def build_tool_agent(
     """A tool-calling agent (langchain `create_agent`) over ragroute's retrieval tools.
 
     The caller's access scope is bound into the tools, so the model can never search outside it."""
-    from langchain.agents import create_agent
-    from ragroute.tools.retrieval_tools import make_retrieval_tools
-    from ragroute.tools.types import AccessScope
+    from langchain.agents import create_agent  # langchain's agent stack loads only for this example
 
     access = None if groups is None and clearance is None else AccessScope(groups or [], clearance or 0)
     return create_agent(

@@ -124,8 +124,8 @@ def response_key(inputs: dict[str, Any], ctx: Any) -> str | None:
     """Key of one whole answer, or None when it must not be cached (caching off, index without version)."""
     if not getattr(ctx, "cache", True):
         return None
-    from ragroute.nodes.retrieve import access_of
     from ragroute.runtime import providers
+    from ragroute.runtime.scope import access_of
 
     try:
         index = providers.index(ctx)

@@ -12,7 +12,10 @@ import threading
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+from ragroute.context import allow_reranker
+from ragroute.tools import rerankers as rr
 from ragroute.tools.errors import ConfigError, ProviderError
+from ragroute.tools.resilience import RETRYABLE_STATUS, CircuitBreaker
 from ragroute.tools.types import AccessScope, SearchHit
 
 
@@ -52,7 +55,6 @@ _lock = threading.Lock()
 _indexes: dict[str, SearchIndex] = {}
 _chat_models: dict[str, Any] = {}
 _rerankers: dict[str, Reranker] = {}
-_registered_rerankers: set[str] = set()
 _breakers: dict[str, Any] = {}
 BREAKER_FAILURES = 3  # consecutive transient failures that open a provider's circuit
 BREAKER_RESET_S = 30.0  # how long an open circuit fails fast before one trial call
@@ -177,23 +179,16 @@ def register_reranker(name: str, reranker: Reranker) -> None:
     """Make `reranker` available as Context.reranker == name."""
     with _lock:
         _rerankers[name] = reranker
-        _registered_rerankers.add(name)
         _breakers.pop(f"rerank:{name}", None)
-
-
-def registered_rerankers() -> set[str]:
-    """Names registered with register_reranker."""
-    return set(_registered_rerankers)
+    allow_reranker(name)  # Context validation accepts the name from now on
 
 
 def resolve_reranker_name(name: str) -> str:
     """ "auto" -> "cohere" with COHERE_API_KEY, else "local"; "local" -> the measured offline default."""
-    from ragroute.tools.rerankers import OFFLINE_DEFAULT
-
     if name == "auto":
         name = "cohere" if os.environ.get("COHERE_API_KEY") else "local"
     if name == "local":
-        name = OFFLINE_DEFAULT
+        name = rr.OFFLINE_DEFAULT
     return name
 
 
@@ -203,8 +198,6 @@ def reranker(name: str) -> Reranker:
     with _lock:
         if name in _rerankers:
             return _rerankers[name]
-    from ragroute.tools import rerankers as rr
-
     built: Reranker
     if name == "none":
         built = rr.NoReranker()
@@ -236,8 +229,6 @@ class TransientProviderError(ProviderError):
 def is_transient_failure(exc: BaseException) -> bool:
     """Whether `exc` (or an exception it was raised from) is a timeout, a connection failure or a
     retryable HTTP status; SDKs wrap these in their own types, so names and `status_code` are checked."""
-    from ragroute.tools.resilience import RETRYABLE_STATUS
-
     seen: BaseException | None = exc
     for _ in range(8):
         if seen is None:
@@ -259,8 +250,6 @@ def is_transient_failure(exc: BaseException) -> bool:
 def breaker(name: str) -> Any:
     """The circuit breaker of one provider ("llm:<spec>", "rerank:<name>"), shared by every run in the
     process: BREAKER_FAILURES transient failures in a row make calls fail fast for BREAKER_RESET_S."""
-    from ragroute.tools.resilience import CircuitBreaker
-
     with _lock:
         found = _breakers.get(name)
         if found is None:

@@ -1,7 +1,9 @@
-"""Small helpers every node uses: timing, trace notes, degradations, LLM calls and JSON parsing."""
+"""Small helpers every node uses: timing, trace notes, degradations, LLM calls, source blocks for prompts
+and JSON parsing."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import re
@@ -9,12 +11,15 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.types import Overwrite
 from ragroute.context import Context
+from ragroute.prompts.generate import SOURCE_TEMPLATE
 from ragroute.runtime import providers
 from ragroute.tools.errors import ProviderError
 
 NodeFn = Callable[..., Awaitable[dict]]
+_SOURCE_TAG = re.compile(r"<(?=\s*/?\s*source\b)", re.I)
 
 
 def timed(name: str) -> Callable[[NodeFn], NodeFn]:
@@ -66,10 +71,6 @@ def usage_of(message: Any, spec: str | None) -> dict[str, float]:
 
 async def call_llm(ctx: Context, prompt: str, *, system: str | None = None) -> tuple[str, dict[str, float]]:
     """Send one prompt to ctx.llm; return (text, usage). Raises ProviderError on any model failure."""
-    import asyncio
-
-    from langchain_core.messages import HumanMessage, SystemMessage
-
     assert ctx.llm is not None
     model = providers.chat_model(ctx.llm)
     messages = ([SystemMessage(system)] if system else []) + [HumanMessage(prompt)]
@@ -114,3 +115,28 @@ def parse_json(text: str) -> Any:
     if not match:
         raise ValueError(f"no JSON in reply: {text[:80]!r}")
     return json.loads(match.group(1))
+
+
+def format_sources(sources: list[dict]) -> str:
+    """Numbered source blocks for the prompt, with title, section and date/version when known."""
+    blocks = []
+    for src in sources:
+        meta = src.get("metadata") or {}
+        dated = ", ".join(
+            b
+            for b in (
+                f"version {meta['version']}" if meta.get("version") else "",
+                f"updated {meta['last_updated']}" if meta.get("last_updated") else "",
+            )
+            if b
+        )
+        blocks.append(
+            SOURCE_TEMPLATE.format(
+                n=src["n"],
+                title=src.get("title") or src.get("doc_id", ""),
+                section=f" — {src['section']}" if src.get("section") else "",
+                dated=f" ({dated})" if dated else "",
+                text=_SOURCE_TAG.sub("‹", src.get("text", "")),  # a document cannot close its <source> tag
+            )
+        )
+    return "\n\n".join(blocks)

@@ -24,6 +24,11 @@ from typing import Any, cast
 from uuid import UUID
 
 from langchain_core.runnables import RunnableConfig
+from langgraph.types import Send
+from ragroute.runtime import providers
+from ragroute.runtime.caching import run_stats
+from ragroute.runtime.scope import access_of, combined_filters
+from ragroute.tools.pii import redact_query
 
 log = logging.getLogger("ragroute.runtime.tracing")
 
@@ -180,8 +185,6 @@ def handler_class() -> type:
                 obs = self._runs.get(run_id)
                 usage = _llm_usage(response)
                 if obs is not None and usage and self._ctx is not None and getattr(self._ctx, "llm", None):
-                    from ragroute.runtime import providers
-
                     p_in = providers.cost_usd(self._ctx.llm, usage[0], 0)
                     p_out = providers.cost_usd(self._ctx.llm, 0, usage[1])
                     obs.update(cost_details={"input": p_in, "output": p_out, "total": p_in + p_out})
@@ -269,8 +272,6 @@ def handler_class() -> type:
                 obs.update(metadata=meta)
 
         def _retrieve_meta(self, inputs: Any, outputs: dict) -> dict[str, Any]:
-            from ragroute.nodes.retrieve import access_of, combined_filters
-
             task = inputs if isinstance(inputs, dict) else {}
             retrievals = outputs.get("retrievals") or [{}]
             hits = retrievals[0].get("hits") or outputs.get("candidates") or []
@@ -304,8 +305,6 @@ def handler_class() -> type:
             usage = out.get("usage") if isinstance(out.get("usage"), dict) else None
             usage = usage if usage and any(usage.values()) else summary["usage"]
             meta = {"route": route, "faithfulness": faith, "usage": usage, "abstained": out.get("abstained")}
-            from ragroute.runtime.caching import run_stats
-
             meta["cache"] = run_stats()  # this run's retrieval cache hits/misses (ask/aask runs)
             obs.update(metadata={k: v for k, v in meta.items() if v is not None})
             if route:
@@ -333,8 +332,6 @@ def __getattr__(name: str) -> Any:
 
 def _redacted(obj: Any, depth: int = 0) -> Any:
     """A copy of `obj` with PII replaced in every string (dicts, lists, tuples, LangChain messages)."""
-    from ragroute.tools.pii import redact_query
-
     if isinstance(obj, str):
         return redact_query(obj) if obj.strip() else obj
     if depth > 32:
@@ -350,8 +347,6 @@ def _redacted(obj: Any, depth: int = 0) -> Any:
     content = getattr(obj, "content", None)
     if content is not None and callable(getattr(obj, "model_copy", None)):  # a LangChain message
         return obj.model_copy(update={"content": _redacted(content, depth + 1)})
-    from langgraph.types import Send
-
     if isinstance(obj, Send):  # a routing function's fan-out carries the query
         return Send(obj.node, _redacted(obj.arg, depth + 1))
     # anything else would be serialized with its attributes: send its redacted text form instead

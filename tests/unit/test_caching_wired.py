@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 from ragroute.api import aask
-from ragroute.nodes.retrieve import search
 from ragroute.runtime import caching, providers
+from ragroute.runtime.retrieval import search
 from ragroute.tools.cache import RagCache
 
 from tests.conftest import corpus_batch

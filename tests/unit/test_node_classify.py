@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from langgraph.runtime import Runtime
 from ragroute.context import Context
-from ragroute.nodes.classify import classify, comparison_entities, decide, entity_spans, features
+from ragroute.nodes.classify import classify, decide, features
 from ragroute.runtime import providers
+from ragroute.tools.entities import comparison_entities, entity_spans
 from ragroute.tools.errors import InputError
 
 from tests.node_fakes import FakeIndex, ScriptedChatModel

@@ -4,18 +4,11 @@ from __future__ import annotations
 
 from langgraph.runtime import Runtime
 from ragroute.context import Context
-from ragroute.nodes.decompose import (
-    base_title,
-    bridge_entities,
-    comparison_subquestions,
-    decompose,
-    is_description,
-    names_title,
-    offline_subquestions,
-    title_evidence,
-)
+from ragroute.nodes.decompose import comparison_subquestions, decompose, offline_subquestions
 from ragroute.nodes.expand import expand, offline_variants, prf_terms
 from ragroute.runtime import providers
+from ragroute.tools.entities import bridge_entities, is_description
+from ragroute.tools.titles import base_title, names_title, title_evidence
 
 from tests.node_fakes import ScriptedChatModel
 
