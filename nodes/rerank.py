@@ -17,24 +17,12 @@ from ragroute.runtime import providers
 from ragroute.runtime.scope import combined_filters
 from ragroute.runtime.steps import degrade, note, timed
 from ragroute.state import RAGState
+from ragroute.tools.hybrid import fuse_hits
 from ragroute.tools.titles import title_evidence
 from ragroute.tools.versions import prefer_latest
 
 CLIFF = 0.35  # drop in min-max-normalised score between neighbours that ends the context
 MIN_K = 2
-
-
-def rrf_fuse(lists: list[list[dict]], rrf_k: int = 60) -> list[dict]:
-    """Reciprocal rank fusion of hit lists, deduplicated by chunk id; `score` becomes the fused score."""
-    scores: dict[str, float] = {}
-    first: dict[str, dict] = {}
-    for hits in lists:
-        for rank, hit in enumerate(hits, start=1):
-            cid = hit["chunk_id"]
-            scores[cid] = scores.get(cid, 0.0) + 1.0 / (rrf_k + rank)
-            first.setdefault(cid, hit)
-    order = sorted(scores, key=lambda c: -scores[c])
-    return [{**first[c], "retrieval_score": first[c].get("score"), "score": scores[c]} for c in order]
 
 
 def interleave(lists: list[list[dict]]) -> list[dict]:
@@ -131,7 +119,7 @@ async def rerank(state: RAGState, runtime: Runtime[Context]) -> dict:
         lists = [prefer_latest(hits, filters=flt, question=state["question"]) for hits in lists]
     if route == "multihop":
         return _multihop(ctx, lists, state["question"])
-    fused = rrf_fuse(lists, ctx.rrf_k) if len(lists) > 1 else (lists[0] if lists else [])
+    fused = fuse_hits(lists, rrf_k=ctx.rrf_k) if len(lists) > 1 else (lists[0] if lists else [])
     if ctx.prefer_latest_version and len(lists) > 1:  # versions met in different lists
         fused = prefer_latest(fused, filters=flt, question=state["question"])
     fused = fused[: max(ctx.candidate_k, ctx.k_for(route))]

@@ -1,4 +1,5 @@
-"""RRF fusion: parity with a plain reference, weights, doc-type leans, dedup and rank bookkeeping."""
+"""RRF fusion: parity with a plain reference, weights, doc-type leans, dedup and rank bookkeeping; hit lists;
+the one weights validator."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import random
 
 import pytest
 from ragroute.tools.errors import ConfigError
-from ragroute.tools.hybrid import rrf_fuse
+from ragroute.tools.hybrid import fuse_hits, rrf_fuse, validate_weights
 
 
 def reference_rrf(lists, k=60, weights=None, lean=None):
@@ -78,3 +79,58 @@ def test_bad_rrf_k():
     with pytest.raises(ConfigError, match="rrf_k"):
         rrf_fuse({}, rrf_k=-1)
     assert rrf_fuse({"dense": [], "bm25": []}) == []
+
+
+def hit(cid: str, score: float = 1.0) -> dict:
+    return {"chunk_id": cid, "text": f"text of {cid}", "score": score}
+
+
+def test_fuse_hits_rewards_hits_found_by_several_queries():
+    fused = fuse_hits([[hit("a"), hit("b"), hit("c")], [hit("c"), hit("d")]], rrf_k=60)
+    assert [h["chunk_id"] for h in fused] == ["c", "a", "b", "d"]
+    assert fused[0]["score"] == pytest.approx(1 / 63 + 1 / 61)
+
+
+def test_fuse_hits_parity_with_reference_on_random_query_lists():
+    rng = random.Random(11)
+    pool = [f"c{i:02d}" for i in range(40)]
+    for _ in range(50):
+        lists = [
+            [hit(c, rng.random()) for c in rng.sample(pool, rng.randint(0, 20))]
+            for _ in range(rng.randint(1, 5))
+        ]
+        rrf_k = rng.choice([0, 1, 10, 60])
+        got = fuse_hits(lists, rrf_k=rrf_k)
+        ref = reference_rrf(
+            {str(i): [(h["chunk_id"], h["score"]) for h in hits] for i, hits in enumerate(lists)}, rrf_k
+        )
+        assert [h["chunk_id"] for h in got] == [c for c, _ in ref]
+        assert [h["score"] for h in got] == pytest.approx([s for _, s in ref])
+
+
+def test_fuse_hits_keeps_the_first_occurrence_and_its_retrieval_score():
+    first, later = {**hit("a", 0.9), "query": "q1"}, {**hit("a", 0.2), "query": "q2"}
+    fused = fuse_hits([[hit("b", 0.5), first], [later]], rrf_k=0)
+    by_id = {h["chunk_id"]: h for h in fused}
+    assert by_id["a"]["query"] == "q1" and by_id["a"]["retrieval_score"] == 0.9
+    assert by_id["a"]["score"] == pytest.approx(1 / 2 + 1 / 1)
+    assert first["score"] == 0.9  # inputs are not modified
+
+
+def test_fuse_hits_breaks_ties_by_chunk_id_and_counts_a_repeat_once():
+    fused = fuse_hits([[hit("z"), hit("z"), hit("b")], [hit("b"), hit("x"), hit("z")]])
+    assert [h["chunk_id"] for h in fused] == ["b", "z", "x"]  # equal scores: chunk id decides
+    assert fused[0]["score"] == pytest.approx(fused[1]["score"])
+    assert fuse_hits([]) == [] and fuse_hits([[], []]) == []
+
+
+def test_validate_weights_checks_names_and_values():
+    assert validate_weights({"dense": 1, "bm25": 0.5}) == {"dense": 1.0, "bm25": 0.5}
+    assert validate_weights({"q0": 2}, known=None) == {"q0": 2.0}
+    with pytest.raises(ConfigError, match=r"unknown retriever\(s\) \['sparse'\]; options: dense, bm25"):
+        validate_weights({"sparse": 1.0})
+    with pytest.raises(ConfigError, match="must be a dict"):
+        validate_weights([1.0, 2.0])
+    for bad in (-1, float("nan"), float("inf"), True, "0.5"):
+        with pytest.raises(ConfigError, match=r"weights\['dense'\] must be a finite number >= 0"):
+            validate_weights({"dense": bad})

@@ -8,7 +8,7 @@ import pytest
 from langgraph.runtime import Runtime
 from ragroute.context import Context
 from ragroute.nodes.prune import drop_duplicates, fit_budget, prune
-from ragroute.nodes.rerank import adaptive_k, interleave, rerank, rrf_fuse
+from ragroute.nodes.rerank import adaptive_k, interleave, rerank
 from ragroute.runtime import providers
 from ragroute.tools.errors import ProviderError
 from ragroute.tools.freshness import apply_decay, decay_factor
@@ -26,12 +26,6 @@ def hit(cid: str, score: float = 1.0, text: str | None = None, **meta) -> dict:
         "metadata": meta,
         "parent_id": meta.get("parent_id"),
     }
-
-
-def test_rrf_rewards_hits_found_by_several_queries():
-    fused = rrf_fuse([[hit("a"), hit("b"), hit("c")], [hit("c"), hit("d")]], rrf_k=60)
-    assert [h["chunk_id"] for h in fused] == ["c", "a", "b", "d"]
-    assert fused[0]["score"] == pytest.approx(1 / 63 + 1 / 61)
 
 
 def test_interleave_keeps_every_lists_best_first():
