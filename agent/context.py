@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ragroute.tools.errors import ConfigError
+from ragroute.tools.hybrid import validate_weights
 
 RERANKERS = ("auto", "none", "cohere", "local", "maxsim")
 ROUTE_CHOICES = ("auto", "simple", "expand", "multihop")
@@ -103,9 +104,7 @@ class Context:
         if not isinstance(self.max_retries, int) or self.max_retries < 0:
             raise ConfigError(f"max_retries={self.max_retries!r} must be an integer >= 0")
         if self.weights is not None:
-            bad = set(self.weights) - {"dense", "bm25"}
-            if bad or any(float(w) < 0 for w in self.weights.values()):
-                raise ConfigError(f"weights={self.weights!r}: keys must be 'dense'/'bm25', values >= 0")
+            validate_weights(self.weights, what="weights")
         if self.filters is not None and not isinstance(self.filters, dict):
             raise ConfigError(f"filters={self.filters!r} must be a JSON object")
         if self.user_groups is not None and (
