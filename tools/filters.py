@@ -22,54 +22,24 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
+from ragroute.tools.dates import date_epoch
 from ragroute.tools.errors import FilterError
 from ragroute.tools.types import AccessScope
+from ragroute.tools.versioning import version_number
 
 COMPARISON_OPS = ("$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte")
 LOGICAL_OPS = ("$and", "$or")
 RANGE_OPS = ("$gt", "$gte", "$lt", "$lte")
 Scalar = str | int | float | bool
 
-_VERSION = re.compile(r"^[vV]?(\d{1,3})((?:\.\d{1,3}){0,3})$")
-_DATE_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}")
 SHADOW_SEP = "__"
 MAX_DEPTH = 32  # nested $and/$or levels
 
 
 # --------------------------------------------------------------------------- value kinds
-
-
-def parse_version(value: Any) -> float | None:
-    """Map "2.10.0" / "v1.2" to a sortable number (4 components of 0-999), or None if not a version."""
-    if not isinstance(value, str):
-        return None
-    m = _VERSION.match(value.strip())
-    if not m:
-        return None
-    parts = [int(m.group(1))] + [int(p) for p in m.group(2).split(".")[1:]]
-    parts += [0] * (4 - len(parts))
-    key = 0
-    for p in parts:
-        key = key * 1000 + p
-    return float(key)
-
-
-def parse_date(value: Any) -> float | None:
-    """Map an ISO date or datetime string to epoch seconds (UTC when no zone), or None."""
-    if not isinstance(value, str) or not _DATE_PREFIX.match(value.strip()):
-        return None
-    try:
-        dt = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
 
 
 def _is_number(v: Any) -> bool:
@@ -79,9 +49,9 @@ def _is_number(v: Any) -> bool:
 def _range_kind(operand: Any) -> str:
     if _is_number(operand):
         return "number"
-    if parse_date(operand) is not None:
+    if date_epoch(operand) is not None:
         return "date"
-    if parse_version(operand) is not None:
+    if version_number(operand) is not None:
         return "version"
     raise FilterError(
         f"range operand {operand!r} must be a number, an ISO date ('2024-03-01') or a version ('2.10.0')"
@@ -92,8 +62,8 @@ def _range_key(value: Any, kind: str) -> float | None:
     if kind == "number":
         return float(value) if _is_number(value) else None
     if kind == "date":
-        return parse_date(value)
-    return parse_version(value)
+        return date_epoch(value)
+    return version_number(value)
 
 
 # --------------------------------------------------------------------------- AST
@@ -316,9 +286,9 @@ def chroma_metadata(meta: dict[str, Any]) -> dict[str, str | int | float | bool]
             out[k] = json.dumps(v, default=str)
             continue
         if isinstance(v, str):
-            if (d := parse_date(v)) is not None:
+            if (d := date_epoch(v)) is not None:
                 out[f"{k}{SHADOW_SEP}epoch"] = d
-            if (ver := parse_version(v)) is not None:
+            if (ver := version_number(v)) is not None:
                 out[f"{k}{SHADOW_SEP}vkey"] = ver
     groups, level = _acl_of(meta)
     out["acl__public"] = groups == []

@@ -3,22 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Any
 
-
-def parse_date(value: Any) -> dt.date | None:
-    """An ISO date/datetime string (or date) as a date; None when missing or unparsable."""
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return dt.date.fromisoformat(value[:10])
-    except ValueError:
-        return None
+from ragroute.tools.dates import parse_date
+from ragroute.tools.versioning import is_newer, version_key
+from ragroute.tools.versions import family_of
 
 
 def decay_factor(last_updated: Any, half_life_days: float, today: dt.date) -> float:
@@ -44,11 +33,6 @@ def apply_decay(
         factor = decay_factor(meta.get("last_updated"), float(half_life), today) if half_life else 1.0
         out.append({**hit, "score": float(hit.get("score", 0.0)) * factor, "freshness": factor})
     return sorted(out, key=lambda h: -h["score"])
-
-
-def version_key(version: str) -> tuple:
-    """Sortable form of a version string ("2.10.0" > "2.9.1")."""
-    return tuple(int(p) if p.isdigit() else p for p in re.split(r"[.\-+]", str(version)) if p)
 
 
 def staleness_notes(
@@ -78,7 +62,7 @@ def staleness_notes(
         old = date is not None and (today - date).days > stale_after_days
         version = str(meta.get("version", ""))
         siblings = versions.get(_family(meta), set()) - {version} if version else set()
-        newer = sorted((v for v in siblings if _newer(v, version)), key=version_key)
+        newer = sorted((v for v in siblings if is_newer(v, version)), key=version_key)
         if not (old or siblings):
             continue
         bits = [f"version {version}"] if version else []
@@ -94,16 +78,7 @@ def staleness_notes(
     return notes
 
 
-def _newer(a: str, b: str) -> bool:
-    try:
-        return version_key(a) > version_key(b)
-    except TypeError:  # mixed number/text parts: not comparable
-        return False
-
-
 def _family(meta: dict) -> str:
-    """Group versions by document family (ragroute.tools.versions.family_of: metadata `family`, else doc_type +
-    title without the version)."""
-    from ragroute.tools.versions import family_of  # ragroute.tools.versions imports this module
-
+    """Group versions by document family (ragroute.tools.versions.family_of: metadata `family`, else
+    doc_type + title without the version)."""
     return family_of(meta) or f"{meta.get('doc_type', '')}|{str(meta.get('title', '')).strip().lower()}"

@@ -14,7 +14,9 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from ragroute.tools import dates
 from ragroute.tools.errors import InputError
+from ragroute.tools.versioning import normalize_version
 
 KNOWN_FIELDS: dict[str, str] = {
     "title": "str: display title; defaults to the first heading or the file name",
@@ -37,7 +39,6 @@ _STRING_FIELDS = ("title", "source", "category", "family")
 _LOWER_FIELDS = ("doc_type", "language")
 # keys are free-form, except what Chroma or the filter language would misread ($op, #doc, chroma:...)
 _KEY_RE = re.compile(r"^(?!chroma:)[^\s$#\x00-\x1f][^\x00-\x1f]*(?<=\S)$")
-_VERSION_RE = re.compile(r"^\d+(\.\d+)*([-+][0-9A-Za-z.\-]+)?$")
 _INT_RE = re.compile(r"^[+-]?\d+$")
 _FLOAT_RE = re.compile(r"^[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?$")
 _FRONT_MATTER_RE = re.compile(
@@ -204,29 +205,16 @@ def _bad(key: str, value: Any, expected: str) -> InputError:
 
 
 def _version(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise _bad("version", value, "a dotted version such as 2.10.1")
-    text = str(value).strip()
-    if text[:1] in ("v", "V"):
-        text = text[1:]
-    if not _VERSION_RE.match(text):
-        raise _bad("version", value, "a dotted version such as 2.10.1")
-    return text
+    try:
+        return normalize_version(value)
+    except ValueError:
+        raise _bad("version", value, "a dotted version such as 2.10.1") from None
 
 
 def normalize_date(value: Any, *, key: str = "last_updated") -> str:
     """ISO text for a date or datetime (`2024-05-01`, `2024-05-01T10:00:00+00:00`); InputError otherwise."""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if not isinstance(value, str) or not value.strip():
-        raise _bad(key, value, "an ISO date such as 2024-05-01 or datetime 2024-05-01T10:00:00Z")
-    text = value.strip()
     try:
-        if len(text) == 10:
-            return date.fromisoformat(text).isoformat()
-        return datetime.fromisoformat(text).isoformat()
+        return dates.normalize_date(value)
     except ValueError:
         raise _bad(key, value, "an ISO date such as 2024-05-01 or datetime 2024-05-01T10:00:00Z") from None
 

@@ -12,7 +12,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ragroute.tools.freshness import parse_date, version_key
+from ragroute.tools.dates import parse_date
+from ragroute.tools.versioning import version_key
 
 
 def family_of(meta: Mapping[str, Any]) -> str:

@@ -131,14 +131,6 @@ def test_json_text_and_empty():
     assert ids_matching(F.parse_filter('{"doc_type": "policy"}')) == {3}
 
 
-def test_version_and_date_parsing():
-    assert F.parse_version("2.10.0") > F.parse_version("2.9.1")
-    assert F.parse_version("v2.10") == F.parse_version("2.10.0")
-    assert F.parse_version("2024-01-01") is None and F.parse_version(2) is None
-    assert F.parse_date("2024-01-01") < F.parse_date("2024-01-01T00:00:01Z")
-    assert F.parse_date("1.2.3") is None and F.parse_date("2024-13-01") is None
-
-
 # --------------------------------------------------------------------------- Chroma parity
 
 FIELDS = {
