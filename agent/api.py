@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
 from langgraph.types import StreamMode
 from ragroute.context import Context
 from ragroute.runtime import caching
+from ragroute.runtime.sync import run_sync
 from ragroute.runtime.tracing import traced_config
 from ragroute.state import InputState, OutputState
 from ragroute.tools.errors import InputError
@@ -41,15 +40,9 @@ def _shape(result: dict[str, Any]) -> dict[str, Any]:
 def ask(question: str, **overrides: Any) -> dict[str, Any]:
     """Answer `question` synchronously; keyword arguments override Context fields (index_dir, llm, ...).
 
-    The nodes are async, so this runs the graph on an event loop (a worker thread's own loop when the
-    caller is already inside one, e.g. a notebook)."""
-    _inputs(question, overrides)  # validate in the caller's thread: clear errors, no loop needed
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(aask(question, **overrides))
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, aask(question, **overrides)).result()
+    Works inside a running event loop too (a notebook): `aask` runs on ragroute's background loop."""
+    _inputs(question, overrides)  # validate in the caller's thread: clear errors before any run starts
+    return run_sync(aask(question, **overrides))
 
 
 async def aask(question: str, **overrides: Any) -> dict[str, Any]:

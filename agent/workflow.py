@@ -1,5 +1,7 @@
 """The ragroute query graph: classify -> (retrieve | expand | decompose) -> rerank -> prune -> generate ->
-verify (-> retry prune | finalize). `graph` is compiled for LangGraph Studio / langgraph dev."""
+verify (-> retry prune | finalize). `graph` is compiled for LangGraph Studio / langgraph dev.
+
+Every node runs from graph.invoke/stream as well as graph.ainvoke/astream (ragroute.runtime.sync.node)."""
 
 from __future__ import annotations
 
@@ -15,21 +17,22 @@ from ragroute.nodes.rerank import rerank
 from ragroute.nodes.retrieve import retrieve
 from ragroute.nodes.routing import after_classify, after_verify, fan_out
 from ragroute.nodes.verify import verify
-from ragroute.state import InputState, OutputState, RAGState
+from ragroute.runtime.sync import node
+from ragroute.state import InputState, OutputState, RAGState, RetrieveTask
 
 
 def build_graph() -> StateGraph[RAGState, Context, InputState, OutputState]:
     """The uncompiled StateGraph builder (compile it with your own checkpointer if you need one)."""
     builder = StateGraph(RAGState, context_schema=Context, input_schema=InputState, output_schema=OutputState)
-    builder.add_node("classify", classify)
-    builder.add_node("expand", expand)
-    builder.add_node("decompose", decompose)
-    builder.add_node("retrieve", retrieve)
-    builder.add_node("rerank", rerank)
-    builder.add_node("prune", prune)
-    builder.add_node("generate", generate)
-    builder.add_node("verify", verify)
-    builder.add_node("finalize", finalize)
+    builder.add_node("classify", node(classify))
+    builder.add_node("expand", node(expand))
+    builder.add_node("decompose", node(decompose))
+    builder.add_node("retrieve", node(retrieve), input_schema=RetrieveTask)  # a Send payload
+    builder.add_node("rerank", node(rerank))
+    builder.add_node("prune", node(prune))
+    builder.add_node("generate", node(generate))
+    builder.add_node("verify", node(verify))
+    builder.add_node("finalize", node(finalize))
     builder.add_edge(START, "classify")
     builder.add_conditional_edges("classify", after_classify, ["retrieve", "expand", "decompose"])
     builder.add_conditional_edges("expand", fan_out, ["retrieve"])
