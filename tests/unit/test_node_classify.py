@@ -7,7 +7,6 @@ from langgraph.runtime import Runtime
 from ragroute.context import Context
 from ragroute.nodes.classify import classify, decide, features
 from ragroute.runtime import providers
-from ragroute.tools.entities import comparison_entities, entity_spans
 from ragroute.tools.errors import InputError
 
 from tests.node_fakes import FakeIndex, ScriptedChatModel
@@ -29,14 +28,6 @@ def ctx(tmp_path):
     index = FakeIndex(ROWS)
     providers.register_index(str(tmp_path), index)
     return Context(index_dir=str(tmp_path)), index
-
-
-def test_entity_spans_and_comparison_items():
-    q = "Which director had the longest career, Alain Resnais or Scott Sidney?"
-    assert comparison_entities(q) == ["Alain Resnais", "Scott Sidney"]
-    assert "Alain Resnais" in entity_spans(q) and "Which" not in entity_spans(q)
-    assert comparison_entities("Are Lithocarpus and Duranta both trees?") == ["Lithocarpus", "Duranta"]
-    assert comparison_entities("How long do tokens last?") == []
 
 
 @pytest.mark.parametrize(
@@ -125,29 +116,6 @@ def test_bridge_cue_is_found_at_the_start_of_a_sentence(question):
 
 def test_plain_lookup_has_no_bridge_cue():
     assert not features("How long is run history kept by default?", [])["bridge_cue"]
-
-
-@pytest.mark.parametrize(
-    ("question", "items"),
-    [
-        ("who is younger Keith Bostic or Jerry Glanville ?", ["Keith Bostic", "Jerry Glanville"]),
-        (
-            "Which band, Letters to Cleo or Screaming Trees, had more members?",
-            ["Letters to Cleo", "Screaming Trees"],
-        ),
-        (
-            "The Transylvanian Hound and Jack Russell Terrier were originally bred for what activity?",
-            ["Transylvanian Hound", "Jack Russell Terrier"],
-        ),
-        ("Which actor do American Beauty and American Beauty have in common?", ["American Beauty"] * 2),
-        ("Is Karjiang a mountain and Sherpi Kangri a mountain peak?", ["Karjiang", "Sherpi Kangri"]),
-        ("Is Paris the capital of France?", []),
-        # a claim that two things are so is a statement to check, not a comparison question
-        ("ATM and Rad3 related protein are critical for sensing DNA damage.", []),
-    ],
-)
-def test_comparison_items_without_a_trailing_or_clause(question, items):
-    assert comparison_entities(question) == items
 
 
 @pytest.mark.parametrize(
