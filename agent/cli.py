@@ -1,4 +1,8 @@
-"""The `ragroute` CLI: ingest, search, ask, delete, restore, purge, stats, quickstart, eval, serve."""
+"""The `ragroute` CLI: ingest, search, ask, delete, restore, purge, stats, quickstart, eval, serve.
+
+Command handlers import the index, the ingestion pipeline and the graph when they run, so that
+`ragroute --help` and argument errors answer without loading numpy, Chroma or LangGraph.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ragroute.evals.cli import register as register_eval
+from ragroute.server.serve import register as register_serve
 from ragroute.tools.errors import InputError, RagrouteError
+from ragroute.tools.metadata import parse_meta_args
+from ragroute.tools.types import AccessScope
 
 DEFAULT_INDEX_DIR = Path.home() / ".ragroute" / "index"
 QUICKSTART_QUESTION = "What is the maximum lifetime of an API token?"
@@ -49,9 +57,7 @@ def _parse_groups(raw: str | None) -> list[str] | None:
     return [g.strip() for g in raw.split(",") if g.strip()]
 
 
-def _access(args: argparse.Namespace) -> Any:
-    from ragroute.tools.types import AccessScope
-
+def _access(args: argparse.Namespace) -> AccessScope | None:
     groups = _parse_groups(getattr(args, "groups", None))
     clearance = getattr(args, "clearance", None)
     if groups is None and clearance is None:
@@ -60,7 +66,7 @@ def _access(args: argparse.Namespace) -> Any:
 
 
 def _open_index(args: argparse.Namespace) -> Any:
-    from ragroute.tools.index import HybridIndex
+    from ragroute.tools.index import HybridIndex  # heavy (numpy, the vector store): see the module doc
 
     return HybridIndex.open(index_dir(args))
 
@@ -70,8 +76,7 @@ def _open_index(args: argparse.Namespace) -> Any:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Ingest files or folders into the index."""
-    from ragroute.tools.ingest import ingest_paths
-    from ragroute.tools.metadata import parse_meta_args
+    from ragroute.tools.ingest import ingest_paths  # loaded on use: see the module doc
 
     meta = parse_meta_args(args.meta or [])
     for path in args.paths:
@@ -251,7 +256,7 @@ def _print_answer(result: dict[str, Any]) -> None:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     """Answer a question with citations through the query graph."""
-    from ragroute.api import ask
+    from ragroute.api import ask  # loads LangGraph and compiles the graph: see the module doc
 
     result = ask(args.question, **_ask_overrides(args))
     if args.json:
@@ -263,6 +268,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
     """Index the bundled sample corpus, then search and ask a question on it."""
+    from ragroute.api import ask  # loaded on use: see the module doc
     from ragroute.tools.ingest import ingest_paths
 
     corpus = sample_corpus_dir()
@@ -272,8 +278,6 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
         hits = index.search(QUICKSTART_QUESTION, k=3)
     finally:
         index.close()
-    from ragroute.api import ask
-
     result = ask(args.question or QUICKSTART_QUESTION, index_dir=index_dir(args))
     if args.json:
         _print_json({"ingest": report.to_dict(), "search": [h.to_dict() for h in hits], "ask": result})
@@ -365,12 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("quickstart", cmd_quickstart, "index the bundled sample corpus and answer a question")
     p.add_argument("--question", help=f"question to ask (default: {QUICKSTART_QUESTION!r})")
 
-    for module in ("ragroute.evals.cli", "ragroute.server"):
-        try:
-            register = __import__(module, fromlist=["register"]).register
-        except (ImportError, AttributeError):
-            continue
-        register(sub)
+    register_eval(sub)
+    register_serve(sub)  # `serve` is always listed; without the `serve` extra it says how to install it
     return parser
 
 

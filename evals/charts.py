@@ -11,7 +11,7 @@ ROUTE_BARS = ("answer_f1", "faithfulness", "context_recall", "citation_precision
 
 def plot_results(results: dict[str, Any], path: str | Path) -> Path:
     """Write the run's chart to `path` (PNG, matplotlib Agg backend) and return the path."""
-    import matplotlib
+    import matplotlib  # the optional `charts` extra, loaded only when a chart is drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -15,7 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ragroute.evals.runner import GRAPH_METRICS
+from ragroute.evals.charts import plot_results
+from ragroute.evals.datasets import load_dataset
+from ragroute.evals.report import GRAPH_METRICS
 from ragroute.tools.errors import InputError, RagrouteError
 
 EXIT_REGRESSION = 3
@@ -115,6 +117,7 @@ def _fmt(value: Any) -> str:
 
 def print_table(results: dict[str, Any], regressions: list[dict[str, Any]] | None = None) -> None:
     """Human-readable summary: headline metrics, quality per route, latency per node."""
+    # rich only when a table is printed (`--json` runs and `ragroute --help` do without it)
     from rich.console import Console
     from rich.table import Table
 
@@ -156,8 +159,8 @@ def print_table(results: dict[str, Any], regressions: list[dict[str, Any]] | Non
 
 def run_eval_command(args: argparse.Namespace) -> int:
     """Run `ragroute eval` from parsed arguments; returns the exit code."""
+    # the runners load the index, the models and the graph: imported on use so `ragroute --help` stays fast
     from ragroute.evals import runner
-    from ragroute.evals.datasets import load_dataset
 
     config = runner.parse_config(args.config)
     if getattr(args, "index", None) and "index_dir" not in config:
@@ -203,8 +206,6 @@ def run_eval_command(args: argparse.Namespace) -> int:
     json_path.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str))
     chart_path = None
     if not args.no_chart:
-        from ragroute.evals.charts import plot_results
-
         chart_path = plot_results(results, out / f"{stem}.png")
     if args.save_baseline:
         Path(args.save_baseline).write_text(json.dumps(results["metrics"], indent=2))

@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from ragroute.runtime import providers
 from ragroute.tools.errors import ProviderError
 
 JUDGE_PROMPT = """You grade answers to questions against reference answers.
@@ -45,6 +46,4 @@ def judge_answer(model: Any, question: str, references: Sequence[str], answer: s
 
 def judge_model(spec: str) -> Any:
     """The chat model for a judge spec ("provider:model"), through the graph's provider factory."""
-    from ragroute.runtime import providers
-
     return providers.chat_model(spec)

@@ -1,0 +1,58 @@
+"""The /ask runnable: the graph behind the response cache, and a serializer for its streamed events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from langchain_core.runnables.base import RunnableBinding
+from langserve.serialization import WellKnownLCSerializer
+from pydantic import BaseModel
+from ragroute.context import context_of
+from ragroute.runtime import caching
+
+
+def _json_default(obj: Any) -> Any:
+    """JSON for objects langserve's serializer does not know (LangGraph `Send` in stream events)."""
+    if isinstance(obj, BaseModel):
+        return obj.model_dump()
+    node, arg = getattr(obj, "node", None), getattr(obj, "arg", None)
+    if node is not None and type(obj).__name__ == "Send":
+        return {"send": node, "arg": arg}
+    if isinstance(obj, set | frozenset | tuple):
+        return list(obj)
+    return repr(obj)
+
+
+class Serializer(WellKnownLCSerializer):
+    """langserve's serializer, tolerant of LangGraph control objects in streamed events."""
+
+    def dumps(self, obj: Any) -> bytes:
+        return orjson.dumps(obj, default=_json_default)
+
+
+class CachedAnswers(RunnableBinding):  # type: ignore[type-arg]
+    """A runnable whose async invoke is answered through the response cache (see `cached_answers`)."""
+
+    def config_schema(self, *, include: Any = None) -> Any:
+        # the graph's own schema (its Context as `configurable`); langserve parses requests with it
+        return self.bound.config_schema(include=include)
+
+    async def ainvoke(self, input: Any, config: Any = None, **kwargs: Any) -> Any:  # noqa: A002
+        if not isinstance(input, dict):
+            return await RunnableBinding.ainvoke(self, input, config, **kwargs)
+        ctx = context_of(self._merge_configs(config))
+
+        async def run(values: dict[str, Any]) -> dict[str, Any]:
+            return dict(await RunnableBinding.ainvoke(self, values, config, **kwargs))
+
+        return await caching.answer(dict(input), ctx, run)
+
+
+def cached_answers(runnable: Any) -> Any:
+    """`runnable` (the graph) with its async invoke going through the response cache
+    (ragroute.runtime.caching): the same question, filters, settings and caller scope on the same index
+    version is answered from memory within `cache_ttl_s`; the output's `cache.response` says "hit",
+    "miss" or "off". The key holds the caller's groups and clearance, so a cached answer never reaches
+    a caller with another scope. Streams and batches always run the graph."""
+    return CachedAnswers(bound=runnable)

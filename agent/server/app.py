@@ -1,0 +1,162 @@
+"""The FastAPI app: langserve /ask routes for the query graph, wired to the guard, policy and write routes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from langserve import add_routes
+from ragroute.context import Context
+from ragroute.runtime import tracing as tracing_mod  # `tracing` is create_app's on/off flag
+from ragroute.server.answers import Serializer, cached_answers
+from ragroute.server.auth import ANONYMOUS, Identity, load_api_keys
+from ragroute.server.documents import add_document_routes
+from ragroute.server.guard import GuardMiddleware, identity_of
+from ragroute.server.health import add_health_routes
+from ragroute.server.policy import check_question_input, server_configurable
+from ragroute.server.state import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_QUESTION_CHARS,
+    DEFAULT_MAX_UPLOAD_BYTES,
+    IndexHolder,
+    ServerSettings,
+)
+from ragroute.tools.errors import ConfigError, InputError, ProviderError, RagrouteError
+from ragroute.workflow import graph
+
+SESSION_HEADER = "x-session-id"
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Project errors become JSON `detail` responses: 422 for user mistakes, 502 for providers, 400 else."""
+
+    @app.exception_handler(InputError)
+    @app.exception_handler(ConfigError)
+    async def _user_error(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(ProviderError)
+    async def _provider_error(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=502)
+
+    @app.exception_handler(RagrouteError)
+    async def _other_error(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        parts = []
+        for err in errors[:5]:
+            if isinstance(err, dict):
+                loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body",))
+                parts.append(f"{loc}: {err.get('msg', err)}" if loc else str(err.get("msg", err)))
+            else:
+                parts.append(str(err))
+        return JSONResponse({"detail": "; ".join(parts) or "invalid request"}, status_code=422)
+
+
+def _add_ask_routes(app: FastAPI, holder: IndexHolder, settings: ServerSettings) -> None:
+    """langserve routes for the graph under /ask, each run configured by `server_configurable`."""
+
+    async def per_request(config: dict[str, Any], request: Request) -> dict[str, Any]:
+        ident = identity_of(request)
+        try:
+            body = await request.json()  # starlette caches it; langserve parsed it already
+            if isinstance(body, dict) and isinstance(body.get("inputs"), list):
+                for i, item in enumerate(body["inputs"]):
+                    check_question_input(item, settings.max_question_chars, f"inputs[{i}]")
+            elif isinstance(body, dict) and "input" in body:
+                check_question_input(body["input"], settings.max_question_chars)
+            configurable = server_configurable(config.get("configurable"), ident, settings)
+        except RagrouteError as exc:
+            raise HTTPException(422, str(exc)) from None
+        await asyncio.to_thread(holder.get)  # opened and registered before the graph looks it up
+        out: Any = {**config, "configurable": configurable}
+        if settings.tracing:
+            ctx = Context.from_dict(configurable)
+            out = tracing_mod.traced_config(
+                out, ctx=ctx, user_id=ident.user, session_id=request.headers.get(SESSION_HEADER)
+            )
+        return out
+
+    add_routes(
+        app,
+        cached_answers(graph),
+        path="/ask",
+        config_keys=("configurable",),
+        per_req_config_modifier=per_request,
+        enable_feedback_endpoint=False,
+        enable_public_trace_link_endpoint=False,
+        disabled_endpoints=["stream_log"],
+        serializer=Serializer(),
+    )
+
+
+def create_app(
+    index_dir: str | None = None,
+    api_keys: Mapping[str, Any] | str | None = None,
+    *,
+    llm: str | None = None,
+    index: Any = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    max_question_chars: int = DEFAULT_MAX_QUESTION_CHARS,
+    anonymous: Identity | None = ANONYMOUS,
+    tracing: bool = True,
+    redact_pii: bool = False,
+) -> FastAPI:
+    """The FastAPI app: langserve routes for the graph under /ask plus ingest, delete, health and ready.
+
+    `api_keys`: mapping/JSON/path as for `load_api_keys`; None reads the environment. With keys, every
+    route but /health and /ready needs a valid X-API-Key; without keys callers run as `anonymous`
+    (public documents only). `index`: an already open HybridIndex to serve (tests, embedding apps)."""
+    path = os.path.abspath(
+        os.path.expanduser(index_dir or os.environ.get("RAGROUTE_INDEX_DIR") or "~/.ragroute/index")
+    )
+    keys = load_api_keys(api_keys)
+    if llm is not None:
+        Context(llm=llm)  # validate early
+    settings = ServerSettings(
+        index_dir=path,
+        llm=llm,
+        keys=keys,
+        max_question_chars=max_question_chars,
+        tracing=tracing,
+        redact_pii=redact_pii,
+    )
+    holder = IndexHolder(path, index)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if settings.tracing:
+            await asyncio.to_thread(tracing_mod.flush)
+        holder.close()
+
+    app = FastAPI(
+        title="ragroute",
+        version="0.1.0",
+        description="Routed hybrid retrieval with cited, faithfulness-checked answers.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.index = holder
+    _add_error_handlers(app)
+    _add_ask_routes(app, holder, settings)
+    add_health_routes(app, holder, path)
+    add_document_routes(app, holder, settings)
+    app.add_middleware(
+        GuardMiddleware,
+        keys=keys,
+        anonymous=anonymous,
+        max_body_bytes=max_body_bytes,
+        max_upload_bytes=max_upload_bytes,
+    )
+    return app

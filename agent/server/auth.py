@@ -1,0 +1,99 @@
+"""API keys -> callers: the Identity a key runs as, loaded from a mapping, JSON, a file or the environment."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ragroute.tools.errors import ConfigError
+from ragroute.tools.types import AccessScope
+
+IDENTITY_FIELDS = ("user", "groups", "clearance", "write", "unrestricted")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a request runs as: the ACL groups and clearance enforced on every retrieval."""
+
+    user: str
+    groups: tuple[str, ...] = ()
+    clearance: int = 0
+    write: bool = False  # may POST /ingest and DELETE /documents/{id}
+    unrestricted: bool = False  # sees every document (trusted service keys)
+
+    def scope(self) -> AccessScope | None:
+        """The caller's AccessScope for index calls (None: unrestricted)."""
+        return None if self.unrestricted else AccessScope(groups=list(self.groups), clearance=self.clearance)
+
+    def configurable(self) -> dict[str, Any]:
+        """The access fields forced into the run's configurable."""
+        if self.unrestricted:
+            return {"user_groups": None, "clearance": None}
+        return {"user_groups": list(self.groups), "clearance": self.clearance}
+
+
+ANONYMOUS = Identity(user="anonymous", write=True)
+
+
+def _identity(key_hint: str, spec: Any) -> Identity:
+    where = f"API key {key_hint}"
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f'{where}: expected an object like {{"user": ..., "groups": [...]}}, got {spec!r}')
+    unknown = set(spec) - set(IDENTITY_FIELDS)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown field(s) {sorted(unknown)}; options: {', '.join(IDENTITY_FIELDS)}"
+        )
+    groups = spec.get("groups", [])
+    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+        raise ConfigError(f"{where}: groups={groups!r} must be a list of group names")
+    clearance = spec.get("clearance", 0)
+    if isinstance(clearance, bool) or not isinstance(clearance, int):
+        raise ConfigError(f"{where}: clearance={clearance!r} must be an integer")
+    for flag in ("write", "unrestricted"):
+        if not isinstance(spec.get(flag, False), bool):
+            raise ConfigError(f"{where}: {flag}={spec.get(flag)!r} must be true or false")
+    return Identity(
+        user=str(spec.get("user") or key_hint),
+        groups=tuple(groups),
+        clearance=clearance,
+        write=bool(spec.get("write", False)),
+        unrestricted=bool(spec.get("unrestricted", False)),
+    )
+
+
+def load_api_keys(source: Mapping[str, Any] | str | None = None) -> dict[str, Identity]:
+    """API keys -> identities from a mapping, a JSON string, a JSON file path, or (None) the environment.
+
+    The environment is RAGROUTE_API_KEYS (JSON) or RAGROUTE_API_KEYS_FILE (path to JSON). The JSON maps
+    each key to {"user": "alice", "groups": ["ops"], "clearance": 2, "write": false}."""
+    if source is None:
+        if os.environ.get("RAGROUTE_API_KEYS"):
+            source = os.environ["RAGROUTE_API_KEYS"]
+        elif os.environ.get("RAGROUTE_API_KEYS_FILE"):
+            source = os.environ["RAGROUTE_API_KEYS_FILE"]
+        else:
+            return {}
+    if isinstance(source, str):
+        text = source
+        if not source.lstrip().startswith("{"):
+            try:
+                text = Path(source).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"cannot read API key file {source!r}: {exc.strerror or exc}") from None
+        try:
+            source = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"API keys are not valid JSON ({exc.msg} at char {exc.pos})") from None
+    if not isinstance(source, Mapping):
+        raise ConfigError("API keys must be a JSON object mapping key -> {user, groups, clearance}")
+    keys: dict[str, Identity] = {}
+    for key, spec in source.items():
+        if not isinstance(key, str) or len(key) < 8:
+            raise ConfigError(f"API key {str(key)[:4]!r}...: keys must be strings of at least 8 characters")
+        keys[key] = _identity(f"{key[:4]}...", spec)
+    return keys

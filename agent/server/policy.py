@@ -1,0 +1,117 @@
+"""What a caller may do: the run settings it may choose, the questions it may ask, the documents it may write.
+
+A request body can narrow but never widen what a caller sees: the server forces the index, the model
+and the caller's groups and clearance into every run, and a key writes only documents it can read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ragroute.context import RERANKERS, Context
+from ragroute.server.auth import Identity
+from ragroute.server.state import ServerSettings
+from ragroute.tools.errors import InputError, RagrouteError
+from ragroute.tools.filters import parse_filter
+from ragroute.tools.types import Document
+
+# Context fields a client may set through `configurable`; everything else is decided by the server.
+SERVER_KEYS = (
+    "index_dir",
+    "llm",
+    "user_groups",
+    "clearance",
+    "strict",
+    "llm_timeout_s",
+    "reranker_timeout_s",
+    "extra",
+)
+# Upper bounds on client-chosen knobs, so one request cannot ask for unbounded work.
+CLIENT_LIMITS = {
+    "k_simple": 50,
+    "k_expand": 100,
+    "k_multihop": 100,
+    "candidate_k": 200,
+    "token_budget": 16_000,
+    "max_retries": 3,
+    "max_subquestions": 8,
+    "num_variants": 8,
+}
+QUESTION_FIELDS = ["question", "filters"]
+
+
+def _check_client_configurable(values: dict[str, Any]) -> None:
+    for name, limit in CLIENT_LIMITS.items():
+        value = values.get(name)
+        if isinstance(value, int) and value > limit:
+            raise InputError(f"{name}={value} is above this server's limit of {limit}")
+    reranker = values.get("reranker")
+    if reranker is not None and reranker not in RERANKERS:
+        raise InputError(f"reranker={reranker!r} is not allowed here; options: {list(RERANKERS)}")
+    flt = values.get("filters")
+    if flt is not None:
+        _check_filter(flt, "configurable.filters")
+
+
+def _check_filter(flt: Any, where: str) -> None:
+    if not isinstance(flt, dict):
+        raise InputError(f"{where} must be a JSON object, got {type(flt).__name__}")
+    try:
+        parse_filter(flt)
+    except RagrouteError as exc:
+        raise InputError(f"{where}: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{where}: {exc}") from None
+
+
+def server_configurable(
+    client: Mapping[str, Any] | None, identity: Identity, settings: ServerSettings
+) -> dict[str, Any]:
+    """The configurable a run actually gets: the client's allowed knobs, then the server's forced fields."""
+    values = {k: v for k, v in dict(client or {}).items() if k in Context.field_names()}
+    defaults = Context()
+    # langserve fills every Context field; only non-default values count as the client's choices
+    chosen = {k: v for k, v in values.items() if k not in SERVER_KEYS and v != getattr(defaults, k)}
+    _check_client_configurable(chosen)
+    merged = {
+        **chosen,
+        "index_dir": settings.index_dir,
+        "llm": settings.llm,
+        **identity.configurable(),
+        **({"redact_query_pii": True} if settings.redact_pii else {}),
+    }
+    Context.from_dict(merged)  # the full combination must validate (k bounds etc.)
+    return merged
+
+
+def check_question_input(value: Any, max_chars: int, where: str = "input") -> None:
+    """Reject a bad graph input with InputError: question must be a non-blank string of bounded length."""
+    if not isinstance(value, dict):
+        raise InputError(f'{where} must be an object like {{"question": "..."}}')
+    unknown = set(value) - set(QUESTION_FIELDS)
+    if unknown:
+        raise InputError(f"{where}: unknown field(s) {sorted(unknown)}; options: {QUESTION_FIELDS}")
+    question = value.get("question")
+    if not isinstance(question, str) or not question.strip():
+        raise InputError(f"{where}.question must be a non-empty string")
+    if len(question) > max_chars:
+        raise InputError(f"{where}.question is {len(question)} characters; the limit is {max_chars}")
+    if value.get("filters") is not None:
+        _check_filter(value["filters"], f"{where}.filters")
+
+
+def write_refusal(identity: Identity, action: str) -> str | None:
+    """Why `identity` may not `action` ("ingest", "delete") at all; None when its key may write."""
+    return None if identity.write else f"API key of {identity.user!r} may not {action}"
+
+
+def can_write(index: Any, doc_id: str, identity: Identity) -> bool:
+    """Whether `identity` may overwrite or delete `doc_id`: only a document it can read, or a new one."""
+    return bool(index.can_modify(doc_id, identity.scope()))
+
+
+def split_writable(index: Any, docs: list[Any], identity: Identity) -> tuple[list[Any], list[Document]]:
+    """(allowed, denied): documents whose id the caller may not write are held back, the rest go through."""
+    denied_ids = {id(d) for d in docs if isinstance(d, Document) and not can_write(index, d.doc_id, identity)}
+    return [d for d in docs if id(d) not in denied_ids], [d for d in docs if id(d) in denied_ids]

@@ -1,0 +1,110 @@
+"""Documents from an ingest request: a JSON `documents` list or multipart file uploads, plus shared `meta`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ragroute.tools.errors import InputError
+from ragroute.tools.loaders import load_file
+from ragroute.tools.types import Document
+
+if TYPE_CHECKING:  # only for annotations; the request object comes from the `serve` extra
+    from starlette.requests import Request
+
+DOCUMENT_FIELDS = {"doc_id", "text", "title", "source", "metadata", "format"}
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def documents_from_json(items: Any) -> list[Document]:
+    """Validate JSON document objects into `Document`s (InputError naming the bad item)."""
+    if not isinstance(items, list) or not items:
+        raise InputError("documents must be a non-empty list of {doc_id, text, title?, metadata?, format?}")
+    docs = []
+    for i, item in enumerate(items):
+        where = f"documents[{i}]"
+        if not isinstance(item, dict):
+            raise InputError(f"{where} must be an object, got {type(item).__name__}")
+        unknown = set(item) - DOCUMENT_FIELDS
+        if unknown:
+            raise InputError(f"{where}: unknown field(s) {sorted(unknown)}")
+        doc_id, text = item.get("doc_id"), item.get("text")
+        if not isinstance(doc_id, str) or not doc_id.strip():
+            raise InputError(f"{where}.doc_id must be a non-empty string")
+        if not isinstance(text, str) or not text.strip():
+            raise InputError(f"{where}.text must be a non-empty string")
+        fmt = item.get("format", "text")
+        if fmt not in ("text", "markdown"):
+            raise InputError(f"{where}.format={fmt!r}; options: ['text', 'markdown']")
+        meta = item.get("metadata") or {}
+        if not isinstance(meta, dict):
+            raise InputError(f"{where}.metadata must be an object")
+        docs.append(
+            Document(
+                doc_id=doc_id.strip(),
+                text=text,
+                title=str(item.get("title") or ""),
+                source=str(item.get("source") or f"api:{doc_id.strip()}"),
+                metadata=dict(meta),
+                format=fmt,
+            )
+        )
+    return docs
+
+
+def documents_from_uploads(files: list[tuple[str, bytes]]) -> list[Any]:
+    """Load uploaded files with the regular loaders (by file suffix); failures come back as LoadFailures."""
+    out: list[Any] = []
+    with tempfile.TemporaryDirectory(prefix="ragroute-upload-") as tmp:
+        for name, data in files:
+            safe = _SAFE_NAME.sub("_", Path(name or "upload.txt").name).lstrip(".") or "upload.txt"
+            path = Path(tmp) / safe
+            path.write_bytes(data)
+            for item in load_file(path, doc_id=safe):
+                out.append(replace(item, source=f"upload:{safe}"))
+    return out
+
+
+async def read_ingest_request(request: Request) -> tuple[list[Any], dict[str, Any] | None] | None:
+    """(documents, meta) from a JSON or multipart ingest request; None for any other content type."""
+    ctype = request.headers.get("content-type", "")
+    meta: Any = None
+    docs: list[Any]
+    if ctype.startswith("multipart/form-data"):
+        form = await request.form()
+        files = [
+            (getattr(v, "filename", None) or "upload.txt", await v.read())
+            for k, v in form.multi_items()
+            if hasattr(v, "read")
+        ]
+        raw_meta = form.get("meta")
+        if isinstance(raw_meta, str) and raw_meta.strip():
+            try:
+                meta = json.loads(raw_meta)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"meta is not valid JSON ({exc.msg})") from None
+        if not files:
+            raise InputError("multipart upload has no files (use field name 'files')")
+        docs = await asyncio.to_thread(documents_from_uploads, files)
+    elif ctype.startswith("application/json"):
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise InputError("request body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise InputError('body must be an object: {"documents": [...], "meta": {...}}')
+        unknown = set(body) - {"documents", "meta"}
+        if unknown:
+            raise InputError(f"unknown field(s) {sorted(unknown)}; options: ['documents', 'meta']")
+        meta = body.get("meta")
+        docs = documents_from_json(body.get("documents"))
+    else:
+        return None
+    if meta is not None and not isinstance(meta, dict):
+        raise InputError("meta must be a JSON object of metadata for every document")
+    return docs, meta
