@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ragroute.tools.errors import ConfigError, InputError
+from ragroute.tools.sentences import split_sentences
 
 Qrels = Mapping[str, int | float]  # doc id -> relevance grade of one query
 
@@ -213,8 +214,6 @@ _STOP = frozenset(
 )
 _WORD = re.compile(r"[a-z0-9]+")
 _CITE = re.compile(r"\[(\d+)\]")
-_LEAD_CITES = re.compile(r"^(?:\[\d+\]\s*)+")
-_SENT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 
 
 def strip_citations(text: str) -> str:
@@ -235,24 +234,9 @@ def overlap_support(sentence: str, passage: str) -> float:
     return len(words & content_tokens(passage)) / len(words)
 
 
-def split_sentences(answer: str) -> list[str]:
-    """Split an answer into sentences, keeping each sentence's [n] markers with it."""
-    parts = [p.strip() for p in _SENT.split(answer.strip()) if p.strip()]
-    # a marker run like "[1][2]" right after the full stop belongs to the sentence before it
-    merged: list[str] = []
-    for part in parts:
-        lead = _LEAD_CITES.match(part)
-        if merged and lead:
-            merged[-1] = f"{merged[-1]} {lead.group(0).strip()}"
-            part = part[lead.end() :].strip()
-        if part:
-            merged.append(part)
-    return merged
-
-
 def cited_sentences(answer: str) -> list[tuple[str, list[int]]]:
     """(sentence, citation numbers) for every sentence of the answer."""
-    return [(s, [int(n) for n in _CITE.findall(s)]) for s in split_sentences(answer)]
+    return [(s, [int(n) for n in _CITE.findall(s)]) for s in split_sentences(answer, "cited")]
 
 
 def support_scorer() -> Any:

@@ -21,6 +21,7 @@ from typing import Any
 
 from ragroute.tools.analyzer import ENGLISH_STOPWORDS, Analyzer
 from ragroute.tools.errors import ConfigError
+from ragroute.tools.sentences import sentence_spans, trim_span
 from ragroute.tools.tokens import count_tokens
 from ragroute.tools.types import Chunk, Document, Parent
 
@@ -34,11 +35,6 @@ _FENCE_RE = re.compile(r"^(\s{0,3})(`{3,}|~{3,})")
 _ATX_RE = re.compile(r"^\s{0,3}(#{1,6})(?:\s+(.*?))?\s*#*\s*$")
 _SETEXT_RE = re.compile(r"^\s{0,3}(=+|-+)\s*$")
 _TABLE_LINE_RE = re.compile(r"^\s*\|")
-# a sentence ends at . ! ? (optionally followed by closing quotes/brackets) before whitespace
-_SENTENCE_END_RE = re.compile(r"[.!?]+[\"')\]]*(?=\s)")
-_ABBREVIATIONS = frozenset(
-    "e.g i.e etc vs cf al fig figs eq eqs dr mr mrs ms prof st no vol pp ca approx inc ltd jr sr resp".split()
-)
 # words that carry no topic on their own, on top of the BM25 analyzer's stopwords
 _COHESION_STOPWORDS = frozenset(
     "use used using one two new via per within without however thus therefore".split()
@@ -175,42 +171,6 @@ def _markdown_sections(text: str) -> list[_Section]:
     return out
 
 
-# -------------------------------------------------------------------------------------- sentences
-
-
-def split_sentences(text: str) -> list[tuple[int, int]]:
-    """(start, end) offsets of the sentences of `text`; abbreviations and initials do not end one."""
-    spans: list[tuple[int, int]] = []
-    start = 0
-    for match in _SENTENCE_END_RE.finditer(text):
-        end = match.end()
-        word = re.search(r"(\S+)$", text[start : match.start() + 1])
-        token = word.group(1).rstrip(".!?").lower().lstrip("(\"'[") if word else ""
-        if match.group(0).startswith(".") and (
-            token in _ABBREVIATIONS
-            or (len(token) == 1 and token.isalpha())  # an initial: "J. Smith"
-            or re.fullmatch(r"(?:[a-z]{1,2}\.)+[a-z]{1,2}", token) is not None  # "U.S.", "Ph.D."
-        ):
-            continue
-        nxt = re.match(r"\s+(\S)", text[end:])
-        if nxt and nxt.group(1).islower():
-            continue
-        if text[start:end].strip():
-            spans.append(_trim(text, start, end))
-        start = end
-    if text[start:].strip():
-        spans.append(_trim(text, start, len(text)))
-    return spans
-
-
-def _trim(text: str, start: int, end: int) -> tuple[int, int]:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return start, end
-
-
 def _split_oversized(text: str, start: int, end: int, budget: int) -> list[tuple[int, int]]:
     """Pieces of one over-budget sentence (or code/table) at line, else word boundaries, each <= budget."""
     piece = text[start:end]
@@ -229,7 +189,7 @@ def _split_oversized(text: str, start: int, end: int, budget: int) -> list[tuple
         if best is None:
             # the next line/word alone is over budget: cut it by characters, then go on
             nxt = next(c for c in cuts if c > cur)
-            s, e = _trim(text, start + cur, start + nxt)
+            s, e = trim_span(text, start + cur, start + nxt)
             if sep == r"\n" and e > s:
                 out.extend(
                     _split_oversized(text, s, e, budget)
@@ -240,7 +200,7 @@ def _split_oversized(text: str, start: int, end: int, budget: int) -> list[tuple
                 out.extend(_token_slices(text, s, e, budget))
             cur = nxt
             continue
-        out.append(_trim(text, start + cur, start + best))
+        out.append(trim_span(text, start + cur, start + best))
         cur = best
     return [span for span in out if span[1] > span[0]]
 
@@ -348,7 +308,7 @@ def _units(text: str, spans: list[_Span], budget: int) -> list[_Span]:
             out.append(span)
             continue
         block = text[span.start : span.end]
-        sentences = [(span.start + s, span.start + e) for s, e in split_sentences(block)]
+        sentences = [(span.start + s, span.start + e) for s, e in sentence_spans(block, "prose")]
         if len(sentences) <= 1 or block.lstrip().startswith(("```", "~~~", "|")):
             sentences = [(span.start, span.end)]
         for s, e in sentences:

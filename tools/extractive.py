@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from ragroute.tools.sentences import split_sentences
 
 GENERATOR_NAME = "extractive-offline"
 # abstain unless a sentence answers at least this well on its own (`answerability`). Only this threshold
@@ -19,8 +20,6 @@ GENERATOR_NAME = "extractive-offline"
 MIN_ANSWERABILITY = 0.44
 ANSWERABILITY_TOP = 5  # candidates (by score) whose bare wording is checked: a few embeddings per query
 
-_SENT_SPLIT = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n{2,}|\n(?=[-*#|] )")
-_BULLET = re.compile(r"^(?:[-*+]|\d+[.)])\s+")
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'\-.]*[A-Za-z0-9]|[A-Za-z0-9]")
 STOPWORDS = frozenset(
     """a an the and or but if then else of to in on at by for with from as is are was were be been being do
@@ -29,19 +28,6 @@ STOPWORDS = frozenset(
     can could should would will shall may might must about into over under again further once all any both
     each few more most other some such only own same just also than s t don isn aren wasn weren""".split()
 )
-
-
-def split_sentences(text: str) -> list[str]:
-    """Split prose into sentences (punctuation + capital, line breaks, list items); drops empties and
-    markdown headings (a heading names a topic, it states nothing)."""
-    out: list[str] = []
-    for line in (text or "").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or set(line) <= set("-|=*_: "):
-            continue
-        line = _BULLET.sub("", line)
-        out.extend(p.strip() for p in _SENT_SPLIT.split(line) if p and len(p.strip()) > 1)
-    return out
 
 
 def content_terms(text: str) -> set[str]:
