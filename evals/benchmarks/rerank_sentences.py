@@ -4,7 +4,7 @@ For each question: hybrid top-10 chunks, then the MaxSim score (0.5 fused + 0.5 
 both min-max scaled) with the sentence vectors from
   per query   every sentence embedded on its own at query time (what the reranker did before)
   stored      the vectors the index stored at ingest: pooled from the chunk's own forward pass ("late
-              chunking", tools/sentence_store.py); sentences past the model's window embedded per query
+              chunking", tools/index/sentences.py); sentences past the model's window embedded per query
 nDCG@10 over documents (chunks of one document deduplicated), and the time the reranker takes per query.
 
 Run: .venv/bin/python -m ragroute.evals.benchmarks.rerank_sentences [--scifact-limit N]
@@ -32,7 +32,7 @@ DEPTH = 10
 def measure(name: str, limit: int | None) -> dict[str, Any]:
     """nDCG@10 and rerank time per system on one dataset."""
     from ragroute.runtime import caching, providers
-    from ragroute.tools import sentence_store
+    from ragroute.tools.index import sentences as sentence_store
     from ragroute.tools.rerankers import MaxSimReranker
 
     ds = load_dataset(name)

@@ -88,7 +88,7 @@ def seed_from_index(path: str, embedder: ReusedEmbedder) -> list[str]:
 
     index = HybridIndex.open(path)
     try:
-        cid_to_vid = {cid: vid for vid, cid in index._vid_to_cid.items()}  # no public accessor; read-only use
+        cid_to_vid = index.backend.vector_ids()
         texts: dict[str, str] = {}
         for cid in sorted(index.chunk_ids()):
             chunk = index.get_chunk(cid)

@@ -206,7 +206,7 @@ def test_reopen_keeps_everything(make_index, embedder, tmp_path):
 
 def test_reconcile_repairs_chroma(make_index):
     index = make_index()
-    vid = index._cid_to_vid["cats::c0"]
+    vid = index.backend.vector_ids()["cats::c0"]
     index.store.delete([vid])
     index.store.upsert(["ghost#1"], [[0.1] * 384], [{"chunk_id": "ghost"}])
     assert index.reconcile() == {"removed": 1, "reembedded": 1}

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 from ragroute.runtime import caching, providers
-from ragroute.tools import sentence_store as S
 from ragroute.tools.errors import ConfigError
 from ragroute.tools.index import HybridIndex, IndexConfig
+from ragroute.tools.index import sentences as S
 from ragroute.tools.ingest import ingest_documents
 from ragroute.tools.rerankers import MaxSimReranker
 
@@ -48,7 +48,7 @@ def model_calls(embedder: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def stored_doc_ids(index: HybridIndex) -> set[str]:
-    return {d for (d,) in index._db.execute("SELECT DISTINCT doc_id FROM sentences")}
+    return index.backend.docstore.sentence_doc_ids()
 
 
 def all_sentences(index: HybridIndex, doc_id: str | None = None) -> list[str]:

@@ -30,7 +30,7 @@ def consistent(index: Any) -> set[str]:
 
 
 def later(days: float) -> Any:
-    """A stand-in for ragroute.tools.index's `time` module, `days` in the future."""
+    """A stand-in for ragroute.tools.index.hybrid_index's `time` module, `days` in the future."""
     return types.SimpleNamespace(
         time=lambda: time.time() + days * 86400,
         monotonic=time.monotonic,
@@ -77,7 +77,7 @@ def test_soft_delete_hides_everywhere_and_restore_brings_it_back(make_index: Any
 
 
 def test_purge_respects_the_grace_period(make_index: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    import ragroute.tools.index as index_mod
+    import ragroute.tools.index.hybrid_index as index_mod
     from ragroute.tools.pii import mapping_id_for
 
     index = make_index()

@@ -3,9 +3,10 @@
 The MaxSim reranker (tools/rerankers.py) and the extractive generator (tools/extractive.py) embed every
 sentence of every candidate chunk, "Title Section: sentence", for each question: the largest share of an
 offline query's time. The index stores a vector for each of those texts when the chunk is ingested, in its
-SQLite docstore (float16, 768 bytes per sentence for MiniLM), and `ragroute.runtime.providers.embedder()` looks them up
-in every open index before calling the model. Anything not stored (an index built before this existed, a
-sentence past the model's 256-token window, a parent section's text, the question) is embedded as before.
+SQLite docstore (float16, 768 bytes per sentence for MiniLM), and `ragroute.runtime.providers.embedder()`
+looks them up in every open index before calling the model. Anything not stored (an index built before this
+existed, a sentence past the model's 256-token window, a parent section's text, the question) is embedded as
+before.
 
 The stored vector is the sentence as the model read it inside its chunk: the mean of the sentence's
 contextual token embeddings from the forward pass that embeds the chunk ("late chunking"), so it costs no
@@ -15,6 +16,7 @@ vectors: SciFact train 400 claims 0.715 vs 0.712, HotpotQA dev 0.861 vs 0.862; n
 
 Only indexes embedded with the offline sentence model (`SENTENCE_MODEL`) store them: that is the model the
 offline reranker and generator use; an index with another embedder would compute vectors nobody reads.
+`embed_chunks` and `sentence_rows` compute them at write time; `register`/`lookup` serve them process-wide.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ from __future__ import annotations
 import hashlib
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
+from ragroute.tools.embeddings import Embedder
 from ragroute.tools.extractive import heading_of, in_context, split_sentences
+from ragroute.tools.index.records import ChunkRecord
 
 SENTENCE_MODEL = "minilm"  # the embedder name ragroute.runtime.providers.embedder() uses for sentences
 STORED_DTYPE = np.float16  # bf16-autocast vectors carry ~3 significant digits; float16 keeps them
@@ -120,3 +124,45 @@ def lookup(model: str, texts: Iterable[str]) -> dict[str, np.ndarray]:
         except Exception:  # a closing index: the model computes what it would have returned
             continue
     return found
+
+
+def embed_chunks(
+    embedder: Embedder, rows: Sequence[ChunkRecord], *, with_sentences: bool
+) -> tuple[list[list[float]], dict[str, bytes]]:
+    """Chunk vectors, and sentence key -> stored blob for the sentences read in the same forward pass."""
+    if not with_sentences:
+        return embedder.embed_documents([r.embed_text for r in rows]), {}
+    pairs = [sentence_pairs(r.text, r.meta) for r in rows]
+    spans = [
+        sentence_spans(r.embed_text, r.text, [s for s, _ in p]) for r, p in zip(rows, pairs, strict=True)
+    ]
+    embed_with_spans = embedder.embed_with_spans  # type: ignore[attr-defined]
+    embs, pooled = embed_with_spans([r.embed_text for r in rows], spans)
+    late: dict[str, bytes] = {}
+    for p, vecs in zip(pairs, pooled, strict=True):
+        for (_, embedded), vec in zip(p, vecs, strict=True):
+            key = sentence_key(SENTENCE_MODEL, embedded)
+            if vec is not None and key not in late:
+                late[key] = encode(vec[None, :])[0]
+    return embs, late
+
+
+def sentence_rows(
+    docs: Sequence[tuple[str, Sequence[ChunkRecord]]],
+    late: dict[str, bytes],
+    stored: Callable[[list[str]], dict[str, bytes]],
+) -> dict[str, list[tuple[str, str, bytes]]]:
+    """(doc_id, key, blob) rows of each document's sentence vectors: from `late` (this ingest's forward
+    pass), else `stored` (an unchanged chunk); a sentence the model never read (past its window) is left to
+    query time."""
+    keyed = {  # each document's distinct sentence keys
+        doc_id: list(
+            dict.fromkeys(
+                sentence_key(SENTENCE_MODEL, t) for r in rows for t in chunk_sentences(r.text, r.meta)
+            )
+        )
+        for doc_id, rows in docs
+    }
+    known = dict(late)
+    known.update(stored([k for keys in keyed.values() for k in keys if k not in known]))
+    return {doc_id: [(doc_id, k, known[k]) for k in keys if k in known] for doc_id, keys in keyed.items()}

@@ -1,0 +1,72 @@
+"""IndexConfig: where an index lives and how it retrieves, validated on construction."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+
+from ragroute.tools.errors import ConfigError
+from ragroute.tools.hybrid import DEFAULT_DOC_TYPE_WEIGHTS, RETRIEVERS, validate_weights
+from ragroute.tools.vectorstore import CHROMA_MODES
+
+MAX_K = 1000
+DEFAULT_GRACE_DAYS = 30.0  # soft-deleted documents `purge_deleted()` keeps by default
+_COLLECTION_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
+
+
+def _default_path() -> str:
+    return os.environ.get("RAGROUTE_INDEX_DIR") or os.path.join(os.path.expanduser("~"), ".ragroute", "index")
+
+
+@dataclass
+class IndexConfig:
+    """Where the index lives and how it retrieves; validated on construction."""
+
+    path: str = field(default_factory=_default_path)
+    chroma_mode: str = "persistent"
+    chroma_host: str = "localhost"
+    chroma_port: int = 8000
+    collection: str = "ragroute"
+    embedding: str = "minilm"
+    rrf_k: int = 60
+    weights: dict[str, float] = field(default_factory=lambda: {"dense": 1.0, "bm25": 1.0})
+    doc_type_weights: dict[str, dict[str, float]] = field(
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_DOC_TYPE_WEIGHTS.items()}
+    )
+    # candidates fetched from each retriever before fusion when search() gets no candidate_k
+    candidate_k: int = 50
+    lock_timeout_s: float = 10.0
+    # store per-sentence vectors at ingest (offline reranker/generator skip re-embedding per query); costs
+    # ingest time and ~0.8 KB per sentence; only used when `embedding` is the offline sentence model
+    sentence_vectors: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.path, str | os.PathLike) or not str(self.path).strip():
+            raise ConfigError(f"index path must be a non-empty path, got {self.path!r}")
+        self.path = os.path.abspath(os.path.expanduser(str(self.path)))
+        if self.chroma_mode not in CHROMA_MODES:
+            raise ConfigError(f"unknown chroma_mode {self.chroma_mode!r}; options: {', '.join(CHROMA_MODES)}")
+        if not isinstance(self.chroma_port, int) or not 0 < self.chroma_port < 65536:
+            raise ConfigError(f"chroma_port must be an integer in 1..65535, got {self.chroma_port!r}")
+        if not isinstance(self.collection, str) or not _COLLECTION_RE.match(self.collection):
+            raise ConfigError(
+                f"collection {self.collection!r} must be 3-512 characters of [a-zA-Z0-9._-], "
+                "starting and ending with a letter or digit"
+            )
+        if not isinstance(self.rrf_k, int) or isinstance(self.rrf_k, bool) or self.rrf_k < 0:
+            raise ConfigError(f"rrf_k must be an integer >= 0, got {self.rrf_k!r}")
+        if not isinstance(self.candidate_k, int) or self.candidate_k < 1:
+            raise ConfigError(f"candidate_k must be an integer >= 1, got {self.candidate_k!r}")
+        if not isinstance(self.sentence_vectors, bool):
+            raise ConfigError(f"sentence_vectors must be true or false, got {self.sentence_vectors!r}")
+        self.weights = validate_weights(self.weights, what="weights")
+        if not isinstance(self.doc_type_weights, dict):
+            raise ConfigError("doc_type_weights must map doc_type -> {'dense': w, 'bm25': w}")
+        self.doc_type_weights = {
+            str(t): validate_weights(w, what=f"doc_type_weights[{t!r}]")
+            for t, w in self.doc_type_weights.items()
+        }
+
+
+__all__ = ["DEFAULT_GRACE_DAYS", "MAX_K", "RETRIEVERS", "IndexConfig"]

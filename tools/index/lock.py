@@ -1,0 +1,54 @@
+"""The index directory's process lock: flock on <index>/lock, shared by every instance in one process."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import time
+
+from ragroute.tools.errors import IndexError_
+
+_LOCKS: dict[str, tuple[int, int]] = {}  # path -> (fd, refcount), shared by instances in one process
+_LOCKS_GUARD = threading.Lock()
+
+
+def acquire_lock(path: str, timeout: float) -> None:
+    """Hold the lock of the index at `path` (re-entrant within a process); IndexError_ after `timeout` s."""
+    with _LOCKS_GUARD:
+        if path in _LOCKS:
+            fd, n = _LOCKS[path]
+            _LOCKS[path] = (fd, n + 1)
+            return
+        fd = os.open(os.path.join(path, "lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+                    os.close(fd)
+                    raise IndexError_(
+                        f"index {path} is locked by another process (pid {holder}); close it, or share "
+                        "vectors through chroma_mode='http'"
+                    ) from None
+                time.sleep(0.1)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        _LOCKS[path] = (fd, 1)
+
+
+def release_lock(path: str) -> None:
+    """Drop one hold on the lock of the index at `path`; the last one unlocks the file."""
+    with _LOCKS_GUARD:
+        if path not in _LOCKS:
+            return
+        fd, n = _LOCKS[path]
+        if n > 1:
+            _LOCKS[path] = (fd, n - 1)
+            return
+        del _LOCKS[path]
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
