@@ -1,6 +1,7 @@
 """The query path's caches, wired in: embeddings (LRU), retrieval hits and whole answers (TTL).
 
-One process-wide `ragroute.tools.cache.RagCache` holds the three levels. Keys hold everything that changes a
+One process-wide `ragroute.tools.cache.RagCache` holds the three levels (its embedding level is served to
+`providers.embedder()` through `ragroute.runtime.embedding_cache`). Keys hold everything that changes a
 result: the query, k, filters, the caller's access scope (groups and clearance), the run's settings,
 which index (path and open instance) and that index's *persisted* version, read fresh from SQLite on
 every lookup. An ingest, update or delete (soft or hard) bumps the version, so entries made before it are
@@ -20,14 +21,24 @@ from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any
 
+from ragroute.runtime import embedding_cache, providers
+from ragroute.runtime.scope import access_of
 from ragroute.tools.cache import RagCache, cache_key
 from ragroute.tools.types import AccessScope
 
 _MISSING = object()
-_cache = RagCache(response_ttl_s=24 * 3600.0)  # answers expire per run by ctx.cache_ttl_s
+RESPONSE_TTL_S = 24 * 3600.0  # the level's ceiling; answers expire per run by ctx.cache_ttl_s
 _RUN: ContextVar[dict[str, Any] | None] = ContextVar("ragroute_cache_run", default=None)
 # settings that never change an answer (tracing ids, the cache switches themselves)
 _NOT_IN_KEY = frozenset({"extra", "cache", "cache_ttl_s"})
+
+
+def _fresh() -> RagCache:
+    return RagCache(embedding_entries=embedding_cache.EMBEDDING_ENTRIES, response_ttl_s=RESPONSE_TTL_S)
+
+
+_cache = _fresh()
+embedding_cache.use(_cache.embeddings)
 
 
 def rag_cache() -> RagCache:
@@ -36,17 +47,16 @@ def rag_cache() -> RagCache:
 
 
 def set_cache(cache: RagCache | None = None) -> RagCache:
-    """Replace the process-wide cache (tests inject a clock; None: a fresh default one)."""
+    """Replace the process-wide cache (tests inject a timer; None: a fresh default one)."""
     global _cache
-    _cache = cache if cache is not None else RagCache(response_ttl_s=24 * 3600.0)
+    _cache = cache if cache is not None else _fresh()
+    embedding_cache.use(_cache.embeddings)  # providers.embedder() serves from this cache's level now
     return _cache
 
 
 def stats() -> dict[str, Any]:
     """Hits, misses and hit rate of every level in this process."""
-    out = _cache.stats()
-    out.pop("index_version", None)  # the levels are keyed per index; there is no single version
-    return out
+    return _cache.stats()
 
 
 def index_identity(index: Any) -> str | None:
@@ -124,9 +134,6 @@ def response_key(inputs: dict[str, Any], ctx: Any) -> str | None:
     """Key of one whole answer, or None when it must not be cached (caching off, index without version)."""
     if not getattr(ctx, "cache", True):
         return None
-    from ragroute.runtime import providers
-    from ragroute.runtime.scope import access_of
-
     try:
         index = providers.index(ctx)
     except Exception:  # the run itself reports a missing index with a clear error
@@ -150,8 +157,6 @@ def response_key(inputs: dict[str, Any], ctx: Any) -> str | None:
 
 
 def _provider_ids(ctx: Any) -> list[int]:
-    from ragroute.runtime import providers
-
     ids = []
     for build, spec in ((providers.chat_model, ctx.llm), (providers.reranker, ctx.reranker)):
         try:
@@ -172,7 +177,7 @@ async def answer(
     started = time.perf_counter()
     key = response_key(inputs, ctx)
     ttl = float(getattr(ctx, "cache_ttl_s", 600.0))
-    clock = _cache.responses._clock
+    clock = _cache.responses.timer
     if key is not None:
         found = _cache.responses.get(key, _MISSING)
         if found is not _MISSING and clock() - found[0] < ttl:

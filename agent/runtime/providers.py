@@ -13,8 +13,12 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from ragroute.context import allow_reranker
+from ragroute.runtime import embedding_cache
 from ragroute.tools import rerankers as rr
+from ragroute.tools.cache import embedding_key
+from ragroute.tools.embeddings import get_embedder
 from ragroute.tools.errors import ConfigError, ProviderError
+from ragroute.tools.index import sentences
 from ragroute.tools.resilience import RETRYABLE_STATUS, CircuitBreaker
 from ragroute.tools.types import AccessScope, SearchHit
 
@@ -99,31 +103,24 @@ def forget_index(index_dir: str) -> None:
 
 
 def embedder() -> Embedder:
-    """The offline MiniLM sentence embedder (normalised vectors, served from the process's LRU cache)."""
+    """The offline MiniLM sentence embedder (normalised vectors, served from the process's vector cache)."""
 
     def embed(texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
-        from ragroute.runtime.caching import rag_cache
-
-        cache = rag_cache().embeddings  # LRU (tools/cache.py), shared by rerank/generate/verify
+        cache = embedding_cache.level()  # the RagCache's LRU level, shared by rerank/generate/verify
         unique = list(dict.fromkeys(texts))
-        keys = {t: rag_cache().embedding_key("minilm", t) for t in unique}
+        keys = {t: embedding_key(sentences.SENTENCE_MODEL, t) for t in unique}
         found = {t: v for t in unique if (v := cache.get(keys[t])) is not None}
         missing = [t for t in unique if t not in found]
-        if missing:  # sentences stored at ingest by an open index (tools/sentence_store.py)
-            from ragroute.tools import sentence_store
-
-            for t, vec in sentence_store.lookup(sentence_store.SENTENCE_MODEL, missing).items():
+        if missing:  # sentences stored at ingest by an open index (tools/index/sentences.py)
+            for t, vec in sentences.lookup(sentences.SENTENCE_MODEL, missing).items():
                 found[t] = vec
                 cache.put(keys[t], vec)
             missing = [t for t in missing if t not in found]
-        if missing:
-            from ragroute.tools.embeddings import (
-                get_embedder,  # the index's cached MiniLM: one model per process
-            )
-
-            vecs = np.asarray(get_embedder("minilm").embed_documents(missing), dtype=np.float32)
+        if missing:  # the index's MiniLM, one model per process
+            model = get_embedder(sentences.SENTENCE_MODEL)
+            vecs = np.asarray(model.embed_documents(missing), dtype=np.float32)
             for t, vec in zip(missing, vecs, strict=True):
                 found[t] = vec
                 cache.put(keys[t], vec)

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 from ragroute.api import aask, astream
-from ragroute.runtime import providers
-from ragroute.tools.cache import RagCache, acached_search, cached_search
+from ragroute.runtime import caching, providers
+from ragroute.tools.cache import RagCache
 from ragroute.tools.index import HybridIndex, IndexConfig
 from ragroute.tools.ingest import ingest_documents, ingest_paths
 from ragroute.tools.retrieval_tools import HybridRetriever, make_retrieval_tools
@@ -254,34 +254,42 @@ async def test_graph_positive_control_and_stream(sample_index):
 # ------------------------------------------------------------------------------------------------- cache
 
 
-@pytest.mark.parametrize("asynchronous", [False, True])
+@pytest.fixture
+def live_cache() -> Any:
+    """A fresh process-wide cache: the retrieval cache every graph search goes through."""
+    fresh = caching.set_cache(None)
+    yield fresh
+    caching.set_cache(None)
+
+
+def cached_search(index: Any, query: str, k: int, *, access: AccessScope | None, **kw: Any) -> list[Any]:
+    """One search through the query path's retrieval cache (ragroute.runtime.caching.search)."""
+    args: dict[str, Any] = {"filters": None, "weights": None, "candidate_k": k, **kw}
+    return caching.search(index, query, k, access=access, **args)
+
+
 @pytest.mark.parametrize("admin", [None, ALLOWED, AccessScope(groups=["sre", "ops"], clearance=3)])
-async def test_cache_poisoning_by_a_privileged_caller(sample_index, asynchronous, admin):
-    cache = RagCache()
-
-    async def cached(access: AccessScope | None, **kw: Any) -> list[Any]:
-        if asynchronous:
-            return await acached_search(sample_index, cache, SECRET_TEXT, 5, access=access, **kw)
-        return cached_search(sample_index, cache, SECRET_TEXT, 5, access=access, **kw)
-
-    warm = await cached(admin)
+def test_cache_poisoning_by_a_privileged_caller(sample_index, live_cache: RagCache, admin):
+    warm = cached_search(sample_index, SECRET_TEXT, 5, access=admin)
     assert warm[0].doc_id == SECRET_DOC  # the privileged caller's result is in the cache now
-    assert (await cached(admin))[0].doc_id == SECRET_DOC and cache.retrieval.stats()["hits"] == 1
+    assert cached_search(sample_index, SECRET_TEXT, 5, access=admin)[0].doc_id == SECRET_DOC
+    assert live_cache.retrieval.stats()["hits"] == 1
     for who, access in DENIED.items():
         for kw in ({}, {"filters": {"doc_id": SECRET_DOC}}):
-            got = await cached(access, **kw)
+            got = cached_search(sample_index, SECRET_TEXT, 5, access=access, **kw)
             assert not leaks([h.to_dict() for h in got]), (who, kw)
 
 
-async def test_cached_results_follow_an_acl_change(tmp_path, embedder):
+def test_cached_results_follow_an_acl_change(tmp_path, embedder, live_cache: RagCache):
     """A document that was public when cached and is then restricted must disappear from cached results."""
     index = HybridIndex(IndexConfig(path=str(tmp_path / "ix")), embedder=embedder)
     try:
         doc = Document(doc_id="plan", text="The merger code name is Bluebird.", title="Plan", format="text")
         ingest_documents(index, [doc], progress=False)
-        cache = RagCache()
         public = AccessScope(groups=[], clearance=0)
-        assert cached_search(index, cache, "merger code name", 3, access=public)[0].doc_id == "plan"
+        assert cached_search(index, "merger code name", 3, access=public)[0].doc_id == "plan"
+        assert cached_search(index, "merger code name", 3, access=public)[0].doc_id == "plan"
+        assert live_cache.retrieval.stats()["hits"] == 1  # so the next miss is the ingest's doing
         restricted = Document(
             doc_id="plan",
             text=doc.text,
@@ -290,24 +298,23 @@ async def test_cached_results_follow_an_acl_change(tmp_path, embedder):
             metadata={"access_groups": ["board"], "security_level": 3},
         )
         ingest_documents(index, [restricted], progress=False)
-        assert cached_search(index, cache, "merger code name", 3, access=public) == []
-        assert (await acached_search(index, cache, "merger code name", 3, access=public)) == []
+        assert cached_search(index, "merger code name", 3, access=public) == []
         board = AccessScope(groups=["board"], clearance=3)
-        assert cached_search(index, cache, "merger code name", 3, access=board)[0].doc_id == "plan"
+        assert cached_search(index, "merger code name", 3, access=board)[0].doc_id == "plan"
     finally:
         index.close()
 
 
-def test_mutating_cached_hits_cannot_poison_other_callers(sample_index):
-    cache = RagCache()
+def test_mutating_cached_hits_cannot_poison_other_callers(sample_index, live_cache: RagCache):
     public = AccessScope(groups=[], clearance=0)
-    hits = cached_search(sample_index, cache, "how do I install orbit", 3, access=public)
+    hits = cached_search(sample_index, "how do I install orbit", 3, access=public)
     assert hits
     secret = sample_index.get_chunk(secret_chunks(sample_index)[1])
     for h in hits:  # a buggy caller rewrites its copy with restricted content
         h.text, h.doc_id = secret.text, SECRET_DOC
-    again = cached_search(sample_index, cache, "how do I install orbit", 3, access=public)
+    again = cached_search(sample_index, "how do I install orbit", 3, access=public)
     assert again and not leaks([h.to_dict() for h in again])
+    assert live_cache.retrieval.stats()["hits"] == 1
 
 
 @pytest.mark.parametrize(

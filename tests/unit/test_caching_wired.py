@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 from ragroute.api import aask
-from ragroute.runtime import caching, providers
+from ragroute.runtime import caching, embedding_cache, providers
 from ragroute.runtime.retrieval import search
 from ragroute.tools.cache import RagCache
+from ragroute.tools.types import AccessScope, SearchHit
 
 from tests.conftest import corpus_batch
 from tests.node_fakes import FailingReranker
@@ -37,7 +38,7 @@ def clock() -> Clock:
 
 @pytest.fixture(autouse=True)
 def fresh_cache(clock: Clock) -> Any:
-    cache = caching.set_cache(RagCache(clock=clock, response_ttl_s=24 * 3600.0))
+    cache = caching.set_cache(RagCache(timer=clock, response_ttl_s=24 * 3600.0))
     yield cache
     caching.set_cache(None)
 
@@ -71,6 +72,62 @@ def ctx_for(path: str, **kw: Any) -> Any:
 
 def doc_ids(hits: list[dict]) -> set[str]:
     return {h["doc_id"] for h in hits}
+
+
+class FakeIndex:
+    """An index whose hits name the scope and filters they were computed for."""
+
+    def __init__(self) -> None:
+        self.version = 1
+        self.calls = 0
+
+    def search(self, query, k=10, *, filters=None, access=None, weights=None, candidate_k=None):
+        self.calls += 1
+        groups = access.groups if access is not None else None
+        return [
+            SearchHit(f"{query}-{groups}-{filters}-{i}", "d", "text", 1.0 - i / 100, metadata={"tags": ["x"]})
+            for i in range(k)
+        ]
+
+
+def cached(index: Any, k: int = 5, **kw: Any) -> list[Any]:
+    args: dict[str, Any] = {"filters": None, "access": None, "weights": None, "candidate_k": 5, **kw}
+    return caching.search(index, "q", k, **args)
+
+
+def test_search_key_holds_scope_filters_weights_candidate_k_and_version() -> None:
+    idx = FakeIndex()
+    hr = AccessScope(groups=["hr"], clearance=2)
+    a = cached(idx, access=hr, filters={"doc_type": "policy"})
+    a[0].metadata["tags"].append("mutated")
+    # the same scope spelled differently is the same entry, and a caller's mutation did not reach it
+    b = cached(idx, access=AccessScope(groups=["hr", "hr"], clearance=2), filters={"doc_type": "policy"})
+    assert (
+        idx.calls == 1
+        and b[0].metadata["tags"] == ["x"]
+        and b == cached(idx, access=hr, filters={"doc_type": "policy"})
+    )
+    c = cached(idx, access=AccessScope(groups=["eng"], clearance=2), filters={"doc_type": "policy"})
+    assert idx.calls == 2 and c[0].chunk_id.startswith("q-['eng']")
+    cached(idx, access=hr, filters={"doc_type": "guide"})
+    cached(idx, access=hr, filters={"doc_type": "policy"}, weights={"dense": 1.0, "bm25": 0.0})
+    cached(idx, access=hr, filters={"doc_type": "policy"}, candidate_k=6)
+    cached(idx, access=None, filters={"doc_type": "policy"})  # unrestricted is a scope of its own
+    assert idx.calls == 6
+    idx.version = 2  # an ingest or delete
+    cached(idx, access=hr, filters={"doc_type": "policy"})
+    assert idx.calls == 7
+    assert caching.rag_cache().retrieval.stats()["hits"] == 2
+
+
+def test_search_without_an_index_version_or_switched_off_is_not_cached() -> None:
+    idx = FakeIndex()
+    cached(idx, enabled=False)
+    cached(idx, enabled=False)
+    idx.version = None  # type: ignore[assignment]
+    cached(idx)
+    cached(idx)
+    assert idx.calls == 4 and len(caching.rag_cache().retrieval) == 0
 
 
 def test_repeat_is_a_hit_and_a_smaller_k_is_served_as_the_prefix(setup: Any) -> None:
@@ -214,11 +271,16 @@ def test_bad_cache_settings_are_clear_errors() -> None:
 def test_embedder_serves_repeats_from_the_lru_level() -> None:
     embed = providers.embedder()
     level = caching.rag_cache().embeddings
+    assert embedding_cache.level() is level  # the one vector cache, installed by set_cache
     first = embed(["alpha text", "beta text", "alpha text"])
     assert level.stats()["misses"] == 2 and len(level) == 2
     again = embed(["beta text", "alpha text"])
     assert level.stats()["hits"] == 2
     assert (again[1] == first[0]).all() and (again[0] == first[1]).all()
+    fresh = caching.set_cache(None)  # a new process-wide cache starts with no vectors
+    assert embedding_cache.level() is fresh.embeddings
+    embed(["alpha text"])
+    assert fresh.embeddings.stats()["misses"] == 1 and len(fresh.embeddings) == 1
 
 
 async def test_trace_root_reports_the_runs_cache_counts(setup: Any, langfuse_memory: Any) -> None:

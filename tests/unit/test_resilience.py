@@ -1,11 +1,10 @@
-"""Retries with backoff, timeouts, the circuit breaker and fallbacks, including a real local HTTP server."""
+"""The circuit breaker: state transitions, half-open trials, which errors count, async calls, and a real
+local HTTP server that keeps failing."""
 
 from __future__ import annotations
 
 import asyncio
-import random
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -17,20 +16,9 @@ from ragroute.tools.resilience import (
     CLOSED,
     HALF_OPEN,
     OPEN,
-    CallTimeout,
+    RETRYABLE_STATUS,
     CircuitBreaker,
     CircuitOpenError,
-    RetryPolicy,
-    acall_with_fallback,
-    acall_with_timeout,
-    aguarded_call,
-    aretry_call,
-    call_with_fallback,
-    call_with_timeout,
-    degradation_message,
-    guarded_call,
-    is_transient,
-    retry_call,
 )
 
 
@@ -55,124 +43,6 @@ class Flaky:
         if self.calls <= self.failures:
             raise self.exc
         return "ok"
-
-
-# ------------------------------------------------------------------------------------------------ retries
-
-
-def test_backoff_sequence_without_jitter():
-    p = RetryPolicy(max_attempts=6, base_delay_s=0.5, multiplier=2, max_delay_s=3, jitter=0)
-    assert p.delays() == [0.5, 1.0, 2.0, 3.0, 3.0]
-
-
-def test_jitter_stays_within_bounds_and_varies():
-    p = RetryPolicy(max_attempts=50, base_delay_s=1, multiplier=1, max_delay_s=1, jitter=0.25)
-    delays = p.delays(random.Random(1))
-    assert all(0.75 <= d <= 1.25 for d in delays)
-    assert len(set(delays)) > 40
-
-
-def test_retry_succeeds_after_transient_failures_and_sleeps_per_policy():
-    sleeps: list[float] = []
-    seen: list[tuple[int, str]] = []
-    fn = Flaky(2)
-    p = RetryPolicy(max_attempts=4, base_delay_s=0.1, multiplier=3, jitter=0)
-    out = retry_call(
-        fn, policy=p, sleep=sleeps.append, on_retry=lambda n, e, w: seen.append((n, type(e).__name__))
-    )
-    assert out == "ok" and fn.calls == 3
-    assert sleeps == pytest.approx([0.1, 0.3])
-    assert seen == [(1, "ProviderError"), (2, "ProviderError")]
-
-
-def test_retry_is_bounded_and_reraises_last_error():
-    sleeps: list[float] = []
-    fn = Flaky(10)
-    with pytest.raises(ProviderError, match="503"):
-        retry_call(fn, policy=RetryPolicy(max_attempts=3, jitter=0), sleep=sleeps.append)
-    assert fn.calls == 3 and len(sleeps) == 2
-
-
-def test_user_errors_and_4xx_are_not_retried():
-    fn = Flaky(5, InputError("bad query"))
-    with pytest.raises(InputError):
-        retry_call(fn, policy=RetryPolicy(max_attempts=5), sleep=lambda s: None)
-    assert fn.calls == 1
-    e400 = ProviderError("llm", "400 bad request")
-    e400.status = 400  # type: ignore[attr-defined]
-    e429 = ProviderError("llm", "429 rate limited")
-    e429.status = 429  # type: ignore[attr-defined]
-    assert not is_transient(e400) and is_transient(e429) and is_transient(TimeoutError())
-    odd = ProviderError("llm", "weird")
-    odd.status_code = "n/a"  # type: ignore[attr-defined]
-    assert is_transient(odd)
-    assert not is_transient(CircuitOpenError("x", "open"))
-
-
-async def test_async_retry_uses_async_sleep():
-    sleeps: list[float] = []
-
-    async def fake_sleep(s: float) -> None:
-        sleeps.append(s)
-
-    calls = 0
-
-    async def fn() -> str:
-        nonlocal calls
-        calls += 1
-        if calls < 3:
-            raise ConnectionError("reset")
-        return "ok"
-
-    p = RetryPolicy(max_attempts=3, base_delay_s=1, jitter=0)
-    assert await aretry_call(fn, policy=p, sleep=fake_sleep) == "ok"
-    assert calls == 3 and sleeps == [1.0, 2.0]
-
-
-def test_policy_validation():
-    with pytest.raises(ConfigError, match="max_attempts must be an int >= 1, got 0"):
-        RetryPolicy(max_attempts=0)
-    with pytest.raises(ConfigError, match="jitter must be between 0 and 1"):
-        RetryPolicy(jitter=2)
-    with pytest.raises(ConfigError, match="multiplier"):
-        RetryPolicy(multiplier=0.5)
-
-
-# ----------------------------------------------------------------------------------------------- timeouts
-
-
-def test_sync_timeout_raises_call_timeout():
-    t0 = time.monotonic()
-    with pytest.raises(CallTimeout, match="slow: no result within 0.05s") as ei:
-        call_with_timeout(time.sleep, 0.05, 2, name="slow")
-    assert time.monotonic() - t0 < 1.0
-    assert isinstance(ei.value, TimeoutError) and isinstance(ei.value, ProviderError)
-    assert call_with_timeout(lambda x: x * 2, 1, 21) == 42
-    with pytest.raises(ZeroDivisionError):  # the worker's own exception reaches the caller unchanged
-        call_with_timeout(lambda: 1 / 0, 1)
-    with pytest.raises(ConfigError, match="timeout_s must be a number > 0"):
-        call_with_timeout(lambda: 1, 0)
-
-
-async def test_async_timeout_cancels_the_call():
-    cancelled = asyncio.Event()
-
-    async def slow() -> str:
-        try:
-            await asyncio.sleep(5)
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-        return "late"
-
-    with pytest.raises(CallTimeout, match="no result within 0.05s"):
-        await acall_with_timeout(slow, 0.05)
-    assert cancelled.is_set()
-
-    async def fast(x: int) -> int:
-        return x + 1
-
-    assert await acall_with_timeout(fast, 1, 1) == 2
 
 
 # ------------------------------------------------------------------------------------------------ breaker
@@ -252,61 +122,7 @@ def test_breaker_validation():
         CircuitBreaker(failure_threshold=0)
 
 
-# ---------------------------------------------------------------------------------------------- fallback
-
-
-def test_fallback_records_degradation():
-    degradations: list[str] = []
-
-    def cohere_rerank() -> list[str]:
-        raise ProviderError("cohere", "503 service unavailable")
-
-    def local_rerank() -> list[str]:
-        return ["c2", "c1"]
-
-    out = call_with_fallback(cohere_rerank, local_rerank, on_degrade=degradations, name="rerank:cohere")
-    assert out == ["c2", "c1"]
-    assert degradations == [
-        "rerank:cohere: ProviderError (cohere: 503 service unavailable); fell back to local_rerank"
-    ]
-    # no failure -> no degradation
-    assert call_with_fallback(lambda: 1, lambda: 2, on_degrade=degradations) == 1
-    assert len(degradations) == 1
-
-
-def test_fallback_does_not_hide_user_errors_or_fallback_failures():
-    seen: list[str] = []
-    with pytest.raises(InputError):
-        call_with_fallback(Flaky(1, InputError("empty query")), lambda: "x", on_degrade=seen.append)
-    assert seen == []
-    with pytest.raises(ValueError, match="fallback broke"):
-        call_with_fallback(Flaky(1), Flaky(1, ValueError("fallback broke")), on_degrade=seen.append)
-    assert len(seen) == 1
-
-
-async def test_async_fallback_and_sync_entry_point_with_async_callables():
-    seen: list[str] = []
-
-    async def llm() -> str:
-        raise CallTimeout("llm", "no result within 30s")
-
-    async def extractive() -> str:
-        return "extractive answer"
-
-    assert await call_with_fallback(llm, extractive, on_degrade=seen, name="generate") == "extractive answer"
-    assert seen == ["generate: CallTimeout (llm: no result within 30s); fell back to extractive"]
-    # a lambda returning a coroutine is detected too, and a sync fallback is fine
-    assert await call_with_fallback(lambda: llm(), lambda: "plain", on_degrade=seen) == "plain"
-    assert await acall_with_fallback(extractive, lambda: "unused", on_degrade=seen) == "extractive answer"
-    assert len(seen) == 2
-
-
-def test_degradation_message_is_one_line():
-    msg = degradation_message("x", ProviderError("p", "line one\nline two"), "y")
-    assert "\n" not in msg and msg == "x: ProviderError (p: line one); fell back to y"
-
-
-# ------------------------------------------------------------------------------------ composed + real HTTP
+# ------------------------------------------------------------------------------------ ---- real HTTP
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -352,55 +168,36 @@ def _get(url: str) -> bytes:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("http_server", [2], indirect=True)
-def test_real_server_503_twice_then_200_retries_succeed(http_server):
-    url = f"http://127.0.0.1:{http_server.server_port}/rerank"
-    sleeps: list[float] = []
-    breaker = CircuitBreaker("http", failure_threshold=5)
-    body = guarded_call(
-        _get, url, breaker=breaker, policy=RetryPolicy(max_attempts=4, base_delay_s=0.01, jitter=0),
-        timeout_s=5, sleep=sleeps.append,
-    )  # fmt: skip
-    assert body == b'{"ok": true}'
-    assert http_server.hits == 3
-    assert sleeps == [0.01, 0.02]
-    assert breaker.state == CLOSED and breaker.stats()["failures"] == 2
-
-
-@pytest.mark.integration
 @pytest.mark.parametrize("http_server", [10**9], indirect=True)
-def test_real_server_always_failing_opens_the_breaker_and_falls_back(http_server):
+def test_real_server_always_failing_opens_the_breaker_and_later_calls_fail_fast(http_server):
     url = f"http://127.0.0.1:{http_server.server_port}/rerank"
     breaker = CircuitBreaker("http", failure_threshold=3, reset_timeout_s=60)
-    policy = RetryPolicy(max_attempts=2, base_delay_s=0, jitter=0)
-    degradations: list[str] = []
-    results = [
-        call_with_fallback(
-            lambda: guarded_call(_get, url, breaker=breaker, policy=policy, sleep=lambda s: None),
-            lambda: b"local",
-            on_degrade=degradations,
-            name="rerank:http",
-        )
-        for _ in range(4)
-    ]
-    assert results == [b"local"] * 4
+    errors = []
+    for _ in range(5):
+        with pytest.raises(ProviderError) as ei:
+            breaker.call(_get, url)
+        errors.append(ei.value)
+    assert [getattr(e, "status", None) for e in errors[:3]] == [503, 503, 503]
+    assert all(e.status in RETRYABLE_STATUS for e in errors[:3])  # type: ignore[attr-defined]
+    assert all(isinstance(e, CircuitOpenError) for e in errors[3:])
     assert breaker.state == OPEN
     # 3 real requests opened the circuit; every later call failed fast without touching the server
     assert http_server.hits == 3
-    assert any("CircuitOpenError" in d for d in degradations[-2:])
-    assert len(degradations) == 4
+    s = breaker.stats()
+    assert (s["failures"], s["rejected"], s["opened"]) == (3, 2, 1)
 
 
 @pytest.mark.integration
 @pytest.mark.parametrize("http_server", [1], indirect=True)
-async def test_real_server_async_guarded_call(http_server):
+async def test_real_server_async_call_recovers_after_one_failure(http_server):
     url = f"http://127.0.0.1:{http_server.server_port}/"
+    breaker = CircuitBreaker("http", failure_threshold=2)
 
     async def aget() -> bytes:
         return await asyncio.to_thread(_get, url)
 
-    async def no_sleep(_: float) -> None:
-        return None
-
-    body = await aguarded_call(aget, policy=RetryPolicy(max_attempts=3), timeout_s=5, sleep=no_sleep)
-    assert body == b'{"ok": true}' and http_server.hits == 2
+    with pytest.raises(ProviderError, match="503"):
+        await breaker.acall(aget)
+    assert await breaker.acall(aget) == b'{"ok": true}'
+    assert http_server.hits == 2 and breaker.state == CLOSED
+    assert breaker.stats()["consecutive_failures"] == 0
