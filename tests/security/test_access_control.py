@@ -262,7 +262,7 @@ def live_cache() -> Any:
     caching.set_cache(None)
 
 
-def cached_search(index: Any, query: str, k: int, *, access: AccessScope | None, **kw: Any) -> list[Any]:
+def live_search(index: Any, query: str, k: int, *, access: AccessScope | None, **kw: Any) -> list[Any]:
     """One search through the query path's retrieval cache (ragroute.runtime.caching.search)."""
     args: dict[str, Any] = {"filters": None, "weights": None, "candidate_k": k, **kw}
     return caching.search(index, query, k, access=access, **args)
@@ -270,13 +270,13 @@ def cached_search(index: Any, query: str, k: int, *, access: AccessScope | None,
 
 @pytest.mark.parametrize("admin", [None, ALLOWED, AccessScope(groups=["sre", "ops"], clearance=3)])
 def test_cache_poisoning_by_a_privileged_caller(sample_index, live_cache: RagCache, admin):
-    warm = cached_search(sample_index, SECRET_TEXT, 5, access=admin)
+    warm = live_search(sample_index, SECRET_TEXT, 5, access=admin)
     assert warm[0].doc_id == SECRET_DOC  # the privileged caller's result is in the cache now
-    assert cached_search(sample_index, SECRET_TEXT, 5, access=admin)[0].doc_id == SECRET_DOC
+    assert live_search(sample_index, SECRET_TEXT, 5, access=admin)[0].doc_id == SECRET_DOC
     assert live_cache.retrieval.stats()["hits"] == 1
     for who, access in DENIED.items():
         for kw in ({}, {"filters": {"doc_id": SECRET_DOC}}):
-            got = cached_search(sample_index, SECRET_TEXT, 5, access=access, **kw)
+            got = live_search(sample_index, SECRET_TEXT, 5, access=access, **kw)
             assert not leaks([h.to_dict() for h in got]), (who, kw)
 
 
@@ -287,8 +287,8 @@ def test_cached_results_follow_an_acl_change(tmp_path, embedder, live_cache: Rag
         doc = Document(doc_id="plan", text="The merger code name is Bluebird.", title="Plan", format="text")
         ingest_documents(index, [doc], progress=False)
         public = AccessScope(groups=[], clearance=0)
-        assert cached_search(index, "merger code name", 3, access=public)[0].doc_id == "plan"
-        assert cached_search(index, "merger code name", 3, access=public)[0].doc_id == "plan"
+        assert live_search(index, "merger code name", 3, access=public)[0].doc_id == "plan"
+        assert live_search(index, "merger code name", 3, access=public)[0].doc_id == "plan"
         assert live_cache.retrieval.stats()["hits"] == 1  # so the next miss is the ingest's doing
         restricted = Document(
             doc_id="plan",
@@ -298,21 +298,21 @@ def test_cached_results_follow_an_acl_change(tmp_path, embedder, live_cache: Rag
             metadata={"access_groups": ["board"], "security_level": 3},
         )
         ingest_documents(index, [restricted], progress=False)
-        assert cached_search(index, "merger code name", 3, access=public) == []
+        assert live_search(index, "merger code name", 3, access=public) == []
         board = AccessScope(groups=["board"], clearance=3)
-        assert cached_search(index, "merger code name", 3, access=board)[0].doc_id == "plan"
+        assert live_search(index, "merger code name", 3, access=board)[0].doc_id == "plan"
     finally:
         index.close()
 
 
 def test_mutating_cached_hits_cannot_poison_other_callers(sample_index, live_cache: RagCache):
     public = AccessScope(groups=[], clearance=0)
-    hits = cached_search(sample_index, "how do I install orbit", 3, access=public)
+    hits = live_search(sample_index, "how do I install orbit", 3, access=public)
     assert hits
     secret = sample_index.get_chunk(secret_chunks(sample_index)[1])
     for h in hits:  # a buggy caller rewrites its copy with restricted content
         h.text, h.doc_id = secret.text, SECRET_DOC
-    again = cached_search(sample_index, "how do I install orbit", 3, access=public)
+    again = live_search(sample_index, "how do I install orbit", 3, access=public)
     assert again and not leaks([h.to_dict() for h in again])
     assert live_cache.retrieval.stats()["hits"] == 1
 
