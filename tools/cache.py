@@ -87,28 +87,24 @@ def embedding_key(model: str, text: str) -> str:
 # ------------------------------------------------------------------------------------------------ levels
 
 
-class _LRU(cachetools.LRUCache):  # type: ignore[type-arg]
+class _CountsEvictions:
+    """Mixed into a cachetools cache: counts the entries it evicts when full (it calls popitem for those)."""
+
+    evictions = 0
+    expirations = 0
+
+    def popitem(self) -> tuple[Any, Any]:
+        item = super().popitem()  # type: ignore[misc]
+        self.evictions += 1
+        return item  # type: ignore[no-any-return]
+
+
+class _LRU(_CountsEvictions, cachetools.LRUCache):  # type: ignore[type-arg]
     """cachetools' LRU cache, counting evictions."""
 
-    evictions = 0
-    expirations = 0
 
-    def popitem(self) -> tuple[Any, Any]:
-        item = super().popitem()
-        self.evictions += 1
-        return item  # type: ignore[no-any-return]
-
-
-class _TTL(cachetools.TTLCache):  # type: ignore[type-arg]
+class _TTL(_CountsEvictions, cachetools.TTLCache):  # type: ignore[type-arg]
     """cachetools' TTL cache (least recently used evicted when full), counting evictions and expiries."""
-
-    evictions = 0
-    expirations = 0
-
-    def popitem(self) -> tuple[Any, Any]:
-        item = super().popitem()
-        self.evictions += 1
-        return item  # type: ignore[no-any-return]
 
     def expire(self, time: float | None = None) -> list[tuple[Any, Any]]:
         expired = super().expire(time)
