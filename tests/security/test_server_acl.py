@@ -1,4 +1,4 @@
-"""Attempts through the HTTP API (agent/server.py) to read the restricted runbook: the stream endpoints,
+"""Attempts through the HTTP API (agent/server/) to read the restricted runbook: the stream endpoints,
 per-item batch configs, config hashes, request-body overrides of groups/clearance/index on an open
 (keyless) server, and filters in the input. None may return a byte of the runbook; the ops key may."""
 
