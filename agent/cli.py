@@ -11,13 +11,13 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ragroute.evals.cli import register as register_eval
 from ragroute.server.serve import register as register_serve
 from ragroute.tools.errors import InputError, RagrouteError
+from ragroute.tools.loaders import sample_corpus_dir
 from ragroute.tools.metadata import parse_meta_args
 from ragroute.tools.types import AccessScope
 
@@ -28,11 +28,6 @@ QUICKSTART_QUESTION = "What is the maximum lifetime of an API token?"
 def index_dir(args: argparse.Namespace) -> str:
     """The index folder: --index, else RAGROUTE_INDEX_DIR, else ~/.ragroute/index."""
     return str(args.index or os.environ.get("RAGROUTE_INDEX_DIR") or DEFAULT_INDEX_DIR)
-
-
-def sample_corpus_dir() -> Path:
-    """The bundled sample corpus shipped inside the package."""
-    return Path(str(resources.files("ragroute").joinpath("sample_corpus")))
 
 
 def _print_json(data: Any) -> None:

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from ragroute.cli import main, sample_corpus_dir
+from ragroute.cli import main
+from ragroute.tools.loaders import sample_corpus_dir
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -29,7 +29,7 @@ HOST_SCRIPT = textwrap.dedent(
 
     import ragroute
     from ragroute.tools.ingest import ingest_paths
-    from ragroute.cli import sample_corpus_dir
+    from ragroute.tools.loaders import sample_corpus_dir
 
     index_dir = sys.argv[1]
     index = ragroute.open_index(index_dir)

@@ -14,12 +14,19 @@ import unicodedata
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ragroute.tools.errors import InputError, RagrouteError
 from ragroute.tools.metadata import RESERVED_KEYS, split_front_matter
 from ragroute.tools.types import Document
+
+
+def sample_corpus_dir() -> Path:
+    """The bundled sample corpus shipped inside the package."""
+    return Path(str(resources.files("ragroute").joinpath("sample_corpus")))
+
 
 # suffix -> Document.format
 SUPPORTED_SUFFIXES: dict[str, str] = {

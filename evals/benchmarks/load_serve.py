@@ -86,9 +86,9 @@ def free_port() -> int:
 
 def build_index(path: str) -> dict[str, Any]:
     """Ingest the sample corpus into a fresh index at `path` (closed again, for the server to open)."""
-    from ragroute.cli import sample_corpus_dir
     from ragroute.tools.index import HybridIndex
     from ragroute.tools.ingest import ingest_paths
+    from ragroute.tools.loaders import sample_corpus_dir
 
     with HybridIndex.open(path) as index:
         report = ingest_paths(index, [str(sample_corpus_dir())], progress=False)

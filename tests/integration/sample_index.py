@@ -17,9 +17,9 @@ PUBLIC_QUESTION = "What is the maximum lifetime of an API token?"
 
 def ingest_sample(path: Path, embedder: Any = None) -> Any:
     """Open a HybridIndex at `path` and ingest the sample corpus into it; returns the open index."""
-    from ragroute.cli import sample_corpus_dir
     from ragroute.tools.index import HybridIndex, IndexConfig
     from ragroute.tools.ingest import ingest_paths
+    from ragroute.tools.loaders import sample_corpus_dir
 
     index = HybridIndex(IndexConfig(path=str(path)), embedder=embedder)
     report = ingest_paths(index, [str(sample_corpus_dir())], progress=False)

@@ -102,9 +102,9 @@ def _forget_chat_model() -> None:
 @pytest.fixture(scope="module")
 def sample_index(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The bundled sample corpus, ingested once for this module."""
-    from ragroute.cli import sample_corpus_dir
     from ragroute.tools.index import HybridIndex
     from ragroute.tools.ingest import ingest_paths
+    from ragroute.tools.loaders import sample_corpus_dir
 
     path = str(tmp_path_factory.mktemp("llm-index"))
     index = HybridIndex.open(path)
