@@ -55,7 +55,26 @@ _EXPORTS: dict[str, str] = {
     "IndexError_": "ragroute.tools.errors",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+__all__ = [
+    "ConfigError",
+    "Context",
+    "FilterError",
+    "HybridIndex",
+    "HybridRetriever",
+    "IndexError_",
+    "IngestError",
+    "InputError",
+    "ProviderError",
+    "RagrouteError",
+    "__version__",
+    "aask",
+    "ask",
+    "astream",
+    "build_graph",
+    "graph",
+    "make_retrieval_tools",
+    "open_index",
+]
 
 
 def __getattr__(name: str) -> Any:

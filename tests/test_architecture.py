@@ -5,6 +5,7 @@ setuptools package-dir spreads the one package over agent/, nodes/, tools/, prom
 import-linter (through grimp) finds a package's modules by walking its one folder. So both checks run on
 `package_tree`: the same files, linked into the folder layout the installed package has.
 Run the contracts by hand with:  .venv/bin/python -m tests.test_architecture
+and every check (contracts, cycles, mypy):  .venv/bin/python -m pytest -q tests/test_architecture.py
 """
 
 from __future__ import annotations
@@ -93,6 +94,28 @@ def test_no_import_cycles_anywhere(tmp_path: Path) -> None:
     found = json.loads(result.stdout)
     assert found["modules"] > 50  # the whole package was seen, not only agent/
     assert found["cycles"] == [], "import cycles:\n" + "\n".join(" -> ".join(c) for c in found["cycles"])
+
+
+def test_mypy_is_clean_on_the_package(tmp_path: Path) -> None:
+    # mypy cannot see through the editable install's import hook either: without the linked tree every
+    # `ragroute.*` import would be "missing" and silently typed Any (ignore_missing_imports)
+    tree = package_tree(tmp_path / "tree")
+    result = subprocess.run(
+        [
+            str(BIN / "mypy"),
+            "--config-file",
+            str(REPO / "pyproject.toml"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ]
+        + ["-p", "ragroute"],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert "Success: no issues found" in result.stdout
 
 
 if __name__ == "__main__":

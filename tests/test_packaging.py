@@ -146,3 +146,19 @@ def test_wheel_install_runs_from_a_host_project(wheel: Path, tmp_path: Path) -> 
     assert out["ragroute"].startswith(str(target))
     assert out["tools"].startswith(str(host))
     assert "authentication.md" in " ".join(out["citations"])
+
+
+def test_public_api_names_resolve_lazily() -> None:
+    code = (
+        "import sys, ragroute\n"
+        "assert 'ragroute.workflow' not in sys.modules and 'chromadb' not in sys.modules\n"
+        "assert sorted(ragroute._EXPORTS) == sorted(set(ragroute.__all__) - {'__version__'})\n"
+        "from langgraph.graph.state import CompiledStateGraph\n"
+        "assert isinstance(ragroute.graph, CompiledStateGraph)\n"
+        "assert ragroute.build_graph().compile() is not None\n"
+        "assert issubclass(ragroute.ConfigError, ragroute.RagrouteError)\n"
+        "try:\n    ragroute.no_such_name\nexcept AttributeError as e:\n    assert 'no_such_name' in str(e)\n"
+        "else:\n    raise SystemExit('missing AttributeError')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]

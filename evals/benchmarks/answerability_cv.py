@@ -1,8 +1,8 @@
 """How well does the extractive generator's answer/abstain threshold generalise? ClapNQ dev, 2-fold CV.
 
 The offline generator abstains unless a sentence answers the question on its own wording
-(`ragroute.tools.extractive.answerability` >= Context.answer_threshold). That threshold is the one constant fitted
-on ClapNQ dev, so the in-sample numbers are optimistic. This script runs the whole offline graph once per
+(`ragroute.tools.extractive.answerability` >= Context.answer_threshold). That threshold is the one constant
+fitted on ClapNQ dev, so the in-sample numbers are optimistic. This script runs the whole offline graph once per
 threshold of a grid, then repeats: split the questions in two halves (stratified by answerable), pick
 the threshold that maximises min(answered-with-gold-citation, abstained-when-unanswerable) on one half,
 and measure it on the other (both ways). The mean over the splits estimates what held-out questions of
@@ -94,7 +94,8 @@ def to_markdown(result: dict[str, Any]) -> str:
         "# Answer/abstain threshold on ClapNQ dev: in-sample and cross-validated",
         "",
         f"{result['questions']} questions ({result['answerable']} answerable), {env['timestamp']}. "
-        "Produced by `python -m ragroute.evals.benchmarks.answerability_cv` (offline graph, extractive generator).",
+        "Produced by `python -m ragroute.evals.benchmarks.answerability_cv` "
+        "(offline graph, extractive generator).",
         "",
         "| answer_threshold | answered with gold citation | unanswerable abstained | min |",
         "|---|---|---|---|",

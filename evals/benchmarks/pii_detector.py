@@ -1,10 +1,12 @@
 """Measure the PII detector: per-type precision/recall/F1 on a labelled sample, plus precision on real text.
 
-Run: `.venv/bin/python -m ragroute.evals.benchmarks.pii_detector` (writes evals/results/pii_detector.{json,md}).
+Run: `.venv/bin/python -m ragroute.evals.benchmarks.pii_detector`
+(writes evals/results/pii_detector.{json,md}).
 A prediction counts as correct (strict) when type, start and end all equal a gold span; the lenient score
 accepts any overlap with a gold span of the same type. Each gold span is matched at most once.
 
-Real text: every detection on the BEIR corpora (hotpotqa, clapnq, scifact; found via ragroute.evals.datasets) is
+Real text: every detection on the BEIR corpora (hotpotqa, clapnq, scifact; found via
+ragroute.evals.datasets) is
 looked up in a file of hand judgements (doc, type, text -> pii true/false). Judging rule: a PERSON span is
 PII when it names (all or part of) a real or fictional individual, not a place, office, work or event
 named after one; other types are PII when the value really is that kind of identifier. Recall cannot be

@@ -85,10 +85,14 @@ class ReusedEmbedder:
 def seed_from_index(path: str, embedder: ReusedEmbedder) -> list[str]:
     """Chunk texts of an existing index, with their stored vectors put in the embedder's cache."""
     from ragroute.tools.index import HybridIndex
+    from ragroute.tools.index.embedded import EmbeddedBackend
 
     index = HybridIndex.open(path)
     try:
-        cid_to_vid = index.backend.vector_ids()
+        backend = index.backend
+        if not isinstance(backend, EmbeddedBackend):  # reads Chroma's stored vectors by their ids
+            raise SystemExit("the scale benchmark reuses vectors of an embedded (Chroma) index")
+        cid_to_vid = backend.vector_ids()
         texts: dict[str, str] = {}
         for cid in sorted(index.chunk_ids()):
             chunk = index.get_chunk(cid)
@@ -236,7 +240,8 @@ def to_markdown(result: dict[str, Any]) -> str:
         "",
         f"{env['cpu_count']} shared CPU cores (torch threads: {env.get('torch_threads')}), "
         f"{env['platform']}, {env['timestamp']}. Real SciFact text; "
-        f"{result['queries']} real claims as queries. Produced by `python -m ragroute.evals.benchmarks.scale`.",
+        f"{result['queries']} real claims as queries. "
+        "Produced by `python -m ragroute.evals.benchmarks.scale`.",
         "",
         f"MiniLM alone: {result['model_embed_chunks_per_s']} chunks/s on this machine.",
         "",

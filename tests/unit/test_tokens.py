@@ -28,7 +28,11 @@ def test_loads_in_fresh_process_with_empty_cache_and_no_network(tmp_path):
         HTTP_PROXY="http://127.0.0.1:9",
     )
     out = subprocess.run(
-        [sys.executable, "-c", "from ragroute.tools.tokens import count_tokens; print(count_tokens('a b c'))"],
+        [
+            sys.executable,
+            "-c",
+            "from ragroute.tools.tokens import count_tokens; print(count_tokens('a b c'))",
+        ],
         env=env,
         capture_output=True,
         text=True,
