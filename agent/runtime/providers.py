@@ -91,7 +91,8 @@ def index(ctx: Any) -> SearchIndex:
 
     if not os.path.isdir(path):
         raise ConfigError(f"index_dir={path!r} does not exist; ingest documents first (ragroute ingest PATH)")
-    opened = HybridIndex.open(path, rrf_k=ctx.rrf_k)
+    # query vectors go to the process's one embedding cache, beside the sentence vectors
+    opened = HybridIndex.open(path, rrf_k=ctx.rrf_k, query_cache=embedding_cache.level())
     with _lock:
         return _indexes.setdefault(path, opened)
 

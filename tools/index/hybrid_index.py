@@ -19,7 +19,7 @@ import numpy as np
 from ragroute.tools import filters as F
 from ragroute.tools.analyzer import Analyzer
 from ragroute.tools.bm25 import BM25Index
-from ragroute.tools.cache import CacheLevel
+from ragroute.tools.cache import CacheLevel, embedding_key
 from ragroute.tools.embeddings import Embedder, embedder_name, get_embedder
 from ragroute.tools.errors import ConfigError, IndexError_, InputError
 from ragroute.tools.hybrid import validate_weights
@@ -39,7 +39,15 @@ from ragroute.tools.vectorstore import VectorStore
 class HybridIndex:
     """Dense + keyword (BM25) retrieval over one document store; metadata/ACL filters on both."""
 
-    def __init__(self, config: IndexConfig | None = None, *, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self,
+        config: IndexConfig | None = None,
+        *,
+        embedder: Embedder | None = None,
+        query_cache: CacheLevel[Any] | None = None,
+    ) -> None:
+        """Open the index at config.path; `query_cache`: a shared text -> vector cache for query embeddings
+        (the query path passes the process's one embedding cache; default: one of the index's own)."""
         self.config = config or IndexConfig()
         self.path = self.config.path
         os.makedirs(self.path, exist_ok=True)
@@ -51,7 +59,11 @@ class HybridIndex:
             )
             self.analyzer = Analyzer()
             # repeated queries (classify's probe, retries, popular questions) skip the embedding model
-            self._query_vectors: CacheLevel[list[float]] = CacheLevel(2048, name="query_embeddings")
+            self._query_vectors: CacheLevel[Any] = (
+                query_cache if query_cache is not None else CacheLevel(2048, name="query_embeddings")
+            )
+            # the embedder's name and "query" in the key: a shared cache also holds other models' vectors
+            self._query_key_model = f"query:{getattr(self.embedder, 'name', self.config.embedding)}"
             self.backend: IndexBackend = EmbeddedBackend(self.config, self.embedder, self.analyzer)
         except BaseException:
             self._closed = True
@@ -62,7 +74,12 @@ class HybridIndex:
 
     @classmethod
     def open(
-        cls, path: str | None = None, *, embedder: Embedder | None = None, **config_kw: Any
+        cls,
+        path: str | None = None,
+        *,
+        embedder: Embedder | None = None,
+        query_cache: CacheLevel[Any] | None = None,
+        **config_kw: Any,
     ) -> HybridIndex:
         """Open (creating if needed) the index at `path` (default RAGROUTE_INDEX_DIR or ~/.ragroute/index)."""
         if path is not None:
@@ -71,7 +88,7 @@ class HybridIndex:
             config = IndexConfig(**config_kw)
         except TypeError as exc:
             raise ConfigError(f"bad index option: {exc}") from exc
-        return cls(config, embedder=embedder)
+        return cls(config, embedder=embedder, query_cache=query_cache)
 
     def _embedded(self) -> EmbeddedBackend:
         if not isinstance(self.backend, EmbeddedBackend):
@@ -199,7 +216,8 @@ class HybridIndex:
         return n, node
 
     def _query_vector(self, query: str) -> list[float]:
-        return self._query_vectors.get_or_compute(query, lambda: list(self.embedder.embed_query(query)))
+        key = embedding_key(self._query_key_model, query)
+        return list(self._query_vectors.get_or_compute(key, lambda: list(self.embedder.embed_query(query))))
 
     def _dense(self, query: str, n: int, scope: SearchScope) -> list[tuple[str, float]]:
         return self.backend.dense_search(lambda: self._query_vector(query), n, scope)
