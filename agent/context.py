@@ -21,11 +21,6 @@ def allow_reranker(name: str) -> None:
     _registered_rerankers.add(name)
 
 
-def registered_rerankers() -> set[str]:
-    """Custom reranker names accepted besides RERANKERS and 'cross-encoder:/path'."""
-    return set(_registered_rerankers)
-
-
 @dataclass
 class Context:
     """Providers, bounds, budgets and access scope for one graph run. JSON-typed fields only."""
