@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ below l
     from langgraph.graph.state import CompiledStateGraph
     from ragroute.api import aask, ask, astream
     from ragroute.context import Context
+    from ragroute.runtime.providers import Providers
     from ragroute.tools.errors import (
         ConfigError,
         FilterError,
@@ -42,6 +43,7 @@ _EXPORTS: dict[str, str] = {
     "build_graph": "ragroute.workflow",
     "graph": "ragroute.workflow",
     "Context": "ragroute.context",
+    "Providers": "ragroute.runtime.providers",
     "open_index": "ragroute.tools.index",
     "HybridIndex": "ragroute.tools.index",
     "HybridRetriever": "ragroute.tools.retrieval_tools",
@@ -65,6 +67,7 @@ __all__ = [
     "IngestError",
     "InputError",
     "ProviderError",
+    "Providers",
     "RagrouteError",
     "__version__",
     "aask",

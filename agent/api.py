@@ -1,4 +1,6 @@
-"""Entry points: ask() / aask() return the output dict; astream() yields node updates and answer tokens."""
+"""Entry points: ask() / aask() return the output dict; astream() yields node updates and answer tokens.
+
+`providers=Providers(index=..., chat_model=..., reranker=...)` serves ready-made objects to that one run."""
 
 from __future__ import annotations
 
@@ -8,12 +10,13 @@ from typing import Any, cast
 from langgraph.types import StreamMode
 from ragroute.context import Context
 from ragroute.runtime import caching
+from ragroute.runtime.providers import Providers, using
 from ragroute.runtime.sync import run_sync
 from ragroute.runtime.tracing import traced_config
 from ragroute.state import InputState, OutputState
 from ragroute.tools.errors import InputError
 from ragroute.tools.pii import redact_query
-from ragroute.workflow import graph
+from ragroute.workflow import build_graph, graph
 
 OUTPUT_KEYS = tuple(OutputState.__annotations__)
 
@@ -37,15 +40,16 @@ def _shape(result: dict[str, Any]) -> dict[str, Any]:
     return {key: result.get(key) for key in OUTPUT_KEYS}
 
 
-def ask(question: str, **overrides: Any) -> dict[str, Any]:
-    """Answer `question` synchronously; keyword arguments override Context fields (index_dir, llm, ...).
+def ask(question: str, *, providers: Providers | None = None, **overrides: Any) -> dict[str, Any]:
+    """Answer `question` synchronously; keyword arguments override Context fields (index_dir, llm, ...);
+    `providers`: ready-made objects this run uses instead of building them from those strings.
 
     Works inside a running event loop too (a notebook): `aask` runs on ragroute's background loop."""
     _inputs(question, overrides)  # validate in the caller's thread: clear errors before any run starts
-    return run_sync(aask(question, **overrides))
+    return run_sync(aask(question, providers=providers, **overrides))
 
 
-async def aask(question: str, **overrides: Any) -> dict[str, Any]:
+async def aask(question: str, *, providers: Providers | None = None, **overrides: Any) -> dict[str, Any]:
     """Async `ask`."""
     inputs, ctx = _inputs(question, overrides)
 
@@ -54,16 +58,22 @@ async def aask(question: str, **overrides: Any) -> dict[str, Any]:
         return _shape(await graph.ainvoke(state, context=ctx, config=traced_config(ctx=ctx)))
 
     # the response cache; the output's `cache` says {"response": "hit"|"miss"|"off", "retrieval_hits": n, ...}
-    return await caching.answer(inputs, ctx, run)
+    with using(providers):  # the cache key names the bound objects too
+        return await caching.answer(inputs, ctx, run)
 
 
-async def astream(question: str, **overrides: Any) -> AsyncIterator[dict[str, Any]]:
+async def astream(
+    question: str, *, providers: Providers | None = None, **overrides: Any
+) -> AsyncIterator[dict[str, Any]]:
     """Stream the run: {"type": "update", "node", "data"}, {"type": "token", "text"} while an LLM writes the
     answer, and finally {"type": "result", "data": output dict}."""
     inputs, ctx = _inputs(question, overrides)
     final: dict[str, Any] = {}
     modes: list[StreamMode] = ["updates", "messages", "values"]
-    async for part in graph.astream(
+    # a generator cannot hold a binding across its yields (the consumer's code would see it): the nodes of
+    # a graph built for these providers bind them themselves
+    runnable = graph if providers is None else build_graph(providers).compile(name="ragroute")
+    async for part in runnable.astream(
         cast(InputState, inputs), context=ctx, stream_mode=modes, config=traced_config(ctx=ctx)
     ):
         mode, chunk = cast(tuple[str, Any], part)  # a list of modes yields (mode, chunk) pairs

@@ -13,12 +13,6 @@ from ragroute.tools.hybrid import validate_weights
 RERANKERS = ("auto", "none", "cohere", "local", "maxsim")
 ROUTE_CHOICES = ("auto", "simple", "expand", "multihop")
 _OFF = ("0", "false", "no", "off")
-_registered_rerankers: set[str] = set()  # names given to providers.register_reranker
-
-
-def allow_reranker(name: str) -> None:
-    """Accept `name` as Context.reranker (providers.register_reranker calls this for custom rerankers)."""
-    _registered_rerankers.add(name)
 
 
 @dataclass
@@ -82,11 +76,7 @@ class Context:
             raise ConfigError(f"candidate_k={self.candidate_k} must be >= k_simple={self.k_simple}")
         if self.route not in ROUTE_CHOICES:
             raise ConfigError(f"route={self.route!r} is unknown; options: {list(ROUTE_CHOICES)}")
-        if not (
-            self.reranker in RERANKERS
-            or self.reranker.startswith("cross-encoder:")
-            or self.reranker in _registered_rerankers
-        ):
+        if not (self.reranker in RERANKERS or self.reranker.startswith("cross-encoder:")):
             raise ConfigError(
                 f"reranker={self.reranker!r} is unknown; options: {list(RERANKERS)} or 'cross-encoder:/path'"
             )

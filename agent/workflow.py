@@ -1,9 +1,13 @@
 """The ragroute query graph: classify -> (retrieve | expand | decompose) -> rerank -> prune -> generate ->
 verify (-> retry prune | finalize). `graph` is compiled for LangGraph Studio / langgraph dev.
 
-Every node runs from graph.invoke/stream as well as graph.ainvoke/astream (ragroute.runtime.sync.node)."""
+Every node runs from graph.invoke/stream as well as graph.ainvoke/astream (ragroute.runtime.sync.node).
+`build_graph(providers=Providers(...))` binds ready-made objects (an index, a chat model, a reranker) to
+every node of that graph; `graph` is the unbound default."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 from ragroute.context import Context
@@ -17,12 +21,18 @@ from ragroute.nodes.rerank import rerank
 from ragroute.nodes.retrieve import retrieve
 from ragroute.nodes.routing import after_classify, after_verify, fan_out
 from ragroute.nodes.verify import verify
-from ragroute.runtime.sync import node
+from ragroute.runtime.providers import Providers
+from ragroute.runtime.sync import node as sync_node
 from ragroute.state import InputState, OutputState, RAGState, RetrieveTask
 
 
-def build_graph() -> StateGraph[RAGState, Context, InputState, OutputState]:
-    """The uncompiled StateGraph builder (compile it with your own checkpointer if you need one)."""
+def build_graph(providers: Providers | None = None) -> StateGraph[RAGState, Context, InputState, OutputState]:
+    """The uncompiled StateGraph builder (compile it with your own checkpointer if you need one); every
+    node runs with `providers` bound when given."""
+
+    def node(afunc: Any) -> Any:
+        return sync_node(afunc, providers=providers)
+
     builder = StateGraph(RAGState, context_schema=Context, input_schema=InputState, output_schema=OutputState)
     builder.add_node("classify", node(classify))
     builder.add_node("expand", node(expand))

@@ -3,6 +3,7 @@ context, latency and cost, with summaries per route and per node."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -218,13 +219,10 @@ def run_graph_eval(
         else:
             index, path, reused = build_index(ds, index_cfg, progress=progress, rebuild=rebuild)
             graph_cfg["index_dir"] = str(path)
-            providers.register_index(str(path), index)
             owned = True
-    else:  # the caller's open index: make the graph read this very object
+    else:  # the caller's open index (the graph reads this very object, bound below)
         graph_cfg.setdefault("index_dir", str(getattr(index, "path", "") or "") or None)
-        if graph_cfg["index_dir"]:
-            providers.register_index(str(graph_cfg["index_dir"]), index)
-        else:
+        if not graph_cfg["index_dir"]:
             graph_cfg.pop("index_dir")
     if ask is None:
         ask = graph_ask
@@ -237,30 +235,33 @@ def run_graph_eval(
     key = relevance_key(ds)
     try:
         records = []
-        for q in progress_bar(ds.limited(limit), progress, "graph"):
-            start = time.perf_counter()
-            try:
-                out = ask(q.text, **graph_cfg)
-                error = None
-            except RagrouteError as exc:  # a provider failure in one query is recorded, the run goes on
-                out, error = {"answer": "", "abstained": True, "degradations": [str(exc)]}, str(exc)
-            ms = (time.perf_counter() - start) * 1000
-            record = score_graph_output(
-                q, out, ds.qrels.get(q.qid, {}), lookup, key, prices=price_table, support=support, ks=ks
-            )
-            record["latency_ms"] = ms
-            record["graph_total_ms"] = record["timings"].get("total")
-            if judge_llm is not None and q.answers and q.answerable is not False:
+        # every run of the graph (the caller's `ask` too) searches this very index, with the caller's
+        # other bound objects (a chat model, a reranker) kept
+        with providers.using(dataclasses.replace(providers.current() or providers.Providers(), index=index)):
+            for q in progress_bar(ds.limited(limit), progress, "graph"):
+                start = time.perf_counter()
                 try:
-                    verdict = judge_answer(
-                        judge_llm, q.text, q.answers, "" if record["abstained"] else record["answer"]
-                    )
-                    record["metrics"]["judge_correct"] = verdict
-                except RagrouteError as exc:  # the judge failing is recorded, the run goes on
-                    record["judge_error"] = str(exc)
-            if error:
-                record["error"] = error
-            records.append(record)
+                    out = ask(q.text, **graph_cfg)
+                    error = None
+                except RagrouteError as exc:  # a provider failure in one query is recorded, the run goes on
+                    out, error = {"answer": "", "abstained": True, "degradations": [str(exc)]}, str(exc)
+                ms = (time.perf_counter() - start) * 1000
+                record = score_graph_output(
+                    q, out, ds.qrels.get(q.qid, {}), lookup, key, prices=price_table, support=support, ks=ks
+                )
+                record["latency_ms"] = ms
+                record["graph_total_ms"] = record["timings"].get("total")
+                if judge_llm is not None and q.answers and q.answerable is not False:
+                    try:
+                        verdict = judge_answer(
+                            judge_llm, q.text, q.answers, "" if record["abstained"] else record["answer"]
+                        )
+                        record["metrics"]["judge_correct"] = verdict
+                    except RagrouteError as exc:  # the judge failing is recorded, the run goes on
+                        record["judge_error"] = str(exc)
+                if error:
+                    record["error"] = error
+                records.append(record)
         return round_floats(
             {
                 "mode": "graph",
@@ -276,5 +277,4 @@ def run_graph_eval(
         )
     finally:
         if owned:
-            providers.forget_index(str(path))
             index.close()

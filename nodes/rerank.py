@@ -63,7 +63,7 @@ async def _rerank(ctx: Context, question: str, hits: list[dict]) -> tuple[list[d
     try:
         model = providers.reranker(name)
         ranked = await providers.guarded(  # an open circuit skips a failing reranker at once
-            f"rerank:{name}",
+            providers.breaker_name("rerank", name, model),
             lambda: asyncio.wait_for(
                 asyncio.to_thread(model.rerank, question, head, None), timeout=ctx.reranker_timeout_s
             ),

@@ -13,7 +13,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langgraph.checkpoint.memory import InMemorySaver
 from ragroute.context import Context
 from ragroute.examples.parent_graph import build_parent_graph, build_tool_agent
-from ragroute.runtime import providers
+from ragroute.runtime.providers import Providers
 
 
 def thread(tid: str) -> dict:
@@ -22,10 +22,9 @@ def thread(tid: str) -> dict:
 
 async def test_parent_graph_keeps_state_per_thread_across_invocations(make_index: Any) -> None:
     index = make_index()
-    providers.register_index(index.path, index)
     saver = InMemorySaver()
-    app = build_parent_graph(saver)
-    ctx = Context(index_dir=index.path, reranker="none")
+    app = build_parent_graph(saver, Providers(index=index))
+    ctx = Context(reranker="none")
 
     first = await app.ainvoke(
         {"messages": [HumanMessage("How long do access tokens last?")]}, thread("t1"), context=ctx
@@ -45,7 +44,7 @@ async def test_parent_graph_keeps_state_per_thread_across_invocations(make_index
     assert "rrf" in second["turns"][1]["citations"]
 
     # a fresh app on the same saver resumes the thread; another thread_id starts empty
-    resumed = build_parent_graph(saver)
+    resumed = build_parent_graph(saver, Providers(index=index))
     assert len((await resumed.aget_state(thread("t1"))).values["turns"]) == 2
     assert (await resumed.aget_state(thread("t2"))).values == {}
     other = await resumed.ainvoke(
@@ -58,16 +57,11 @@ async def test_parent_graph_keeps_state_per_thread_across_invocations(make_index
 
 async def test_context_and_acl_flow_into_the_subgraph(make_index: Any) -> None:
     index = make_index()
-    providers.register_index(index.path, index)
-    app = build_parent_graph()
+    app = build_parent_graph(providers=Providers(index=index))
     question = {"messages": [HumanMessage("When are engineering salary bands reviewed?")]}
-    hr = await app.ainvoke(
-        question, thread("hr"), context=Context(index_dir=index.path, user_groups=["hr"], clearance=2)
-    )
+    hr = await app.ainvoke(question, thread("hr"), context=Context(user_groups=["hr"], clearance=2))
     assert "salary" in hr["turns"][0]["citations"] and "April" in hr["turns"][0]["answer"]
-    eng = await app.ainvoke(
-        question, thread("eng"), context=Context(index_dir=index.path, user_groups=["eng"], clearance=1)
-    )
+    eng = await app.ainvoke(question, thread("eng"), context=Context(user_groups=["eng"], clearance=1))
     assert "salary" not in eng["turns"][0]["citations"] and "April" not in eng["turns"][0]["answer"]
 
 

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from ragroute.api import aask, ask
 from ragroute.context import Context
-from ragroute.runtime import providers
+from ragroute.runtime.providers import Providers
 from ragroute.runtime.sync import run_sync
-from ragroute.workflow import graph
+from ragroute.workflow import build_graph
 
 from tests.node_fakes import ScriptedChatModel
-from tests.test_graph import WIKI, strip, use
+from tests.test_graph import WIKI, plus, strip, use
 
 ZERO_HITS = {"retrieval_hits": 0, "retrieval_misses": 0}
 SIMPLE = "How long do access tokens last before they expire?"
@@ -35,11 +35,12 @@ ROUTES = [
 
 
 @pytest.fixture
-def indexes(make_index) -> dict[str, str]:
+def indexes(make_index) -> dict[str, Providers]:
     return {"tiny": use(make_index()), "wiki": use(make_index(WIKI))}
 
 
-def sync_run(question: str, ctx: Context) -> tuple[list[str], dict]:
+def sync_run(question: str, ctx: Context, bound: Providers) -> tuple[list[str], dict]:
+    graph = build_graph(bound).compile()
     ran = [
         node
         for chunk in graph.stream({"question": question}, context=ctx, stream_mode="updates")
@@ -48,7 +49,8 @@ def sync_run(question: str, ctx: Context) -> tuple[list[str], dict]:
     return ran, graph.invoke({"question": question}, context=ctx)
 
 
-async def async_run(question: str, ctx: Context) -> tuple[list[str], dict]:
+async def async_run(question: str, ctx: Context, bound: Providers) -> tuple[list[str], dict]:
+    graph = build_graph(bound).compile()
     ran = [
         node
         async for chunk in graph.astream({"question": question}, context=ctx, stream_mode="updates")
@@ -66,19 +68,19 @@ def same_run(sync: tuple[list[str], dict], other: tuple[list[str], dict]) -> Non
 
 @pytest.mark.parametrize(("corpus", "question", "route", "knobs"), ROUTES)
 async def test_invoke_and_stream_match_ainvoke_and_astream(indexes, corpus, question, route, knobs):
-    ctx = Context(index_dir=indexes[corpus], cache=False, **knobs)
-    expected = await async_run(question, ctx)
+    ctx = Context(cache=False, **knobs)
+    expected = await async_run(question, ctx, indexes[corpus])
     assert expected[1]["route"] == route
     if "Ulaanbaatar" in question:
         assert expected[1]["abstained"]
     # called from a coroutine: the sync path works while this test's event loop is running
-    same_run(sync_run(question, ctx), expected)
+    same_run(sync_run(question, ctx, indexes[corpus]), expected)
 
 
 def test_sync_path_without_a_running_loop(indexes):
-    ctx = Context(index_dir=indexes["tiny"], cache=False)
-    ran, out = sync_run(SIMPLE, ctx)
-    same_run((ran, out), asyncio.run(async_run(SIMPLE, ctx)))
+    ctx = Context(cache=False)
+    ran, out = sync_run(SIMPLE, ctx, indexes["tiny"])
+    same_run((ran, out), asyncio.run(async_run(SIMPLE, ctx, indexes["tiny"])))
     assert "15 minutes" in out["answer"] and ran[0] == "classify" and ran[-1] == "finalize"
 
 
@@ -91,9 +93,9 @@ def test_retry_and_llm_tokens_on_the_sync_path(indexes):
             ("Answer:", "Access tokens are protected by quantum keys [1]."),
         ]
     )
-    providers.register_chat_model("fake:sync-retry", model)
-    ctx = Context(index_dir=indexes["tiny"], llm="fake:sync-retry", route="simple", cache=False)
-    ran, out = sync_run(SIMPLE, ctx)
+    bound = plus(indexes["tiny"], chat_model=model)
+    ctx = Context(llm="fake:sync-retry", route="simple", cache=False)
+    ran, out = sync_run(SIMPLE, ctx, bound)
     core = ["classify", "retrieve", "rerank", "prune", "generate", "verify"]
     assert strip(ran) == [*core, "prune", "generate", "verify", "finalize"]  # one retry
     assert (
@@ -101,7 +103,9 @@ def test_retry_and_llm_tokens_on_the_sync_path(indexes):
     )
     tokens = [
         message.content
-        for message, meta in graph.stream({"question": SIMPLE}, context=ctx, stream_mode="messages")
+        for message, meta in build_graph(bound)
+        .compile()
+        .stream({"question": SIMPLE}, context=ctx, stream_mode="messages")
         if meta.get("langgraph_node") == "generate"
     ]
     assert (
@@ -111,8 +115,8 @@ def test_retry_and_llm_tokens_on_the_sync_path(indexes):
 
 
 async def test_ask_inside_a_running_loop_matches_aask(indexes):
-    out = ask(SIMPLE, index_dir=indexes["tiny"], cache=False)
-    expected = await aask(SIMPLE, index_dir=indexes["tiny"], cache=False)
+    out = ask(SIMPLE, providers=indexes["tiny"], cache=False)
+    expected = await aask(SIMPLE, providers=indexes["tiny"], cache=False)
     assert "15 minutes" in out["answer"] and out["cache"] == {"response": "off", **ZERO_HITS}
     assert {k: v for k, v in out.items() if k != "timings"} == {
         k: v for k, v in expected.items() if k != "timings"

@@ -26,6 +26,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.types import Checkpointer
 from ragroute.context import Context
+from ragroute.runtime.providers import Providers
 from ragroute.tools.retrieval_tools import make_retrieval_tools
 from ragroute.tools.types import AccessScope
 from ragroute.workflow import build_graph
@@ -39,9 +40,9 @@ class ChatState(TypedDict, total=False):
     turns: Annotated[list[dict[str, Any]], operator.add]  # one entry per answered question
 
 
-def build_parent_graph(checkpointer: Checkpointer | None = None) -> Any:
-    """A compiled parent graph: `ragroute` (the query graph as a subgraph) -> `log_turn`."""
-    rag = build_graph().compile(name="ragroute")  # no checkpointer of its own: inherits the parent's
+def build_parent_graph(checkpointer: Checkpointer | None = None, providers: Providers | None = None) -> Any:
+    """A compiled parent graph: `ragroute` (the query graph, bound to `providers`) -> `log_turn`."""
+    rag = build_graph(providers).compile(name="ragroute")  # no checkpointer of its own: inherits the parent's
 
     async def ask_ragroute(state: ChatState, config: RunnableConfig) -> dict[str, Any]:
         """Answer the latest user message with ragroute; the run's context flows into the subgraph."""

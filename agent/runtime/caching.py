@@ -131,7 +131,8 @@ def search(
 
 
 def response_key(inputs: dict[str, Any], ctx: Any) -> str | None:
-    """Key of one whole answer, or None when it must not be cached (caching off, index without version)."""
+    """Key of one whole answer, or None when it must not be cached (caching off, index without version);
+    call it inside the run's `providers.using`, so the key names the objects the run will use."""
     if not getattr(ctx, "cache", True):
         return None
     try:
@@ -149,7 +150,7 @@ def response_key(inputs: dict[str, Any], ctx: Any) -> str | None:
         filters=inputs.get("filters"),
         access=access_of(ctx),
         settings=settings,
-        # a model or reranker registered under the same name is another provider: another answer
+        # a bound model or reranker (providers.using) is another provider than the one the name builds
         providers=_provider_ids(ctx),
         # freshness decay and staleness notes depend on today's date
         today=dt.date.today().isoformat(),

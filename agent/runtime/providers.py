@@ -2,17 +2,21 @@
 
 Each capability sits behind a small Protocol; vendor SDKs are imported inside the branch that needs them,
 so the offline defaults work with no keys and every service can be swapped by a string. Tests (and
-embedding applications) can `register_*` ready-made objects under a name.
+embedding applications) pass ready-made objects for one run or graph as `Providers`, bound with `using()`.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-from ragroute.context import allow_reranker
 from ragroute.runtime import embedding_cache
 from ragroute.tools import rerankers as rr
 from ragroute.tools.cache import embedding_key
@@ -55,6 +59,39 @@ class Reranker(Protocol):
     def rerank(self, query: str, hits: list[dict], top_n: int | None = None) -> list[dict]: ...
 
 
+@dataclass(frozen=True)
+class Providers:
+    """Ready-made provider objects for a run or a graph, used instead of building them from strings."""
+
+    index: SearchIndex | None = None
+    """The index every retrieval of the run searches (Context.index_dir is then not opened)."""
+    chat_model: Any | None = None
+    """Any LangChain chat model; Context.llm still switches LLM mode on and names the model for costs."""
+    reranker: Reranker | None = None
+    """Reorders candidates whenever Context.reranker is not "none"."""
+
+
+_CURRENT: ContextVar[Providers | None] = ContextVar("ragroute_providers", default=None)
+
+
+@contextmanager
+def using(providers: Providers | None) -> Iterator[None]:
+    """Bind `providers` to the code run inside (and the tasks it starts); None keeps the outer binding."""
+    if providers is None:
+        yield
+        return
+    token = _CURRENT.set(providers)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
+
+
+def current() -> Providers | None:
+    """The Providers bound by the innermost `using`, if any."""
+    return _CURRENT.get()
+
+
 _lock = threading.Lock()
 _indexes: dict[str, SearchIndex] = {}
 _chat_models: dict[str, Any] = {}
@@ -74,14 +111,11 @@ PRICES_PER_MTOK: dict[str, tuple[float, float]] = {
 }
 
 
-def register_index(index_dir: str, index: SearchIndex) -> None:
-    """Use `index` for every run whose Context.index_dir is `index_dir` (tests, embedding apps)."""
-    with _lock:
-        _indexes[str(index_dir)] = index
-
-
 def index(ctx: Any) -> SearchIndex:
-    """The (cached) index for ctx.index_dir, opened read-write with the run's rrf_k."""
+    """The bound index, else the (cached) index for ctx.index_dir, opened read-write with the run's rrf_k."""
+    bound = _CURRENT.get()
+    if bound is not None and bound.index is not None:
+        return bound.index
     path = ctx.resolved_index_dir
     with _lock:
         found = _indexes.get(path)
@@ -95,12 +129,6 @@ def index(ctx: Any) -> SearchIndex:
     opened = HybridIndex.open(path, rrf_k=ctx.rrf_k, query_cache=embedding_cache.level())
     with _lock:
         return _indexes.setdefault(path, opened)
-
-
-def forget_index(index_dir: str) -> None:
-    """Drop a cached index (after it was closed or rebuilt)."""
-    with _lock:
-        _indexes.pop(str(index_dir), None)
 
 
 def embedder() -> Embedder:
@@ -130,19 +158,15 @@ def embedder() -> Embedder:
     return embed
 
 
-def register_chat_model(spec: str, model: Any) -> None:
-    """Serve `model` (any LangChain chat model, e.g. a scripted fake) for Context.llm == spec."""
-    with _lock:
-        _chat_models[spec] = model
-        _breakers.pop(f"llm:{spec}", None)
-
-
 def chat_model(spec: str) -> Any:
-    """A LangChain chat model for "provider:model" via init_chat_model (cached).
+    """The bound chat model, else a LangChain chat model for "provider:model" via init_chat_model (cached).
 
     For "openai:..." the env OPENAI_BASE_URL points at any OpenAI-compatible server (llama.cpp, vLLM,
     Ollama); a dummy key is used when none is set, since local servers ignore it.
     """
+    bound = _CURRENT.get()
+    if bound is not None and bound.chat_model is not None:
+        return bound.chat_model
     with _lock:
         if spec in _chat_models:
             return _chat_models[spec]
@@ -173,14 +197,6 @@ def cost_usd(spec: str | None, prompt_tokens: int, completion_tokens: int) -> fl
     return (prompt_tokens * price[0] + completion_tokens * price[1]) / 1_000_000
 
 
-def register_reranker(name: str, reranker: Reranker) -> None:
-    """Make `reranker` available as Context.reranker == name."""
-    with _lock:
-        _rerankers[name] = reranker
-        _breakers.pop(f"rerank:{name}", None)
-    allow_reranker(name)  # Context validation accepts the name from now on
-
-
 def resolve_reranker_name(name: str) -> str:
     """ "auto" -> "cohere" with COHERE_API_KEY, else "local"; "local" -> the measured offline default."""
     if name == "auto":
@@ -191,8 +207,12 @@ def resolve_reranker_name(name: str) -> str:
 
 
 def reranker(name: str) -> Reranker:
-    """The reranker called `name` (see resolve_reranker_name), cached."""
+    """The bound reranker (unless `name` is "none"), else the reranker called `name`
+    (see resolve_reranker_name), cached."""
     name = resolve_reranker_name(name)
+    bound = _CURRENT.get()
+    if bound is not None and bound.reranker is not None and name != "none":
+        return bound.reranker
     with _lock:
         if name in _rerankers:
             return _rerankers[name]
@@ -243,6 +263,24 @@ def is_transient_failure(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def breaker_name(kind: str, spec: str, provider: Any) -> str:
+    """The circuit of `provider` used as `spec`: "<kind>:<spec>" ("llm:...", "rerank:..."); a bound object
+    gets a circuit of its own, dropped with it, so its failures never open the one of the provider the
+    name builds (nor the reverse)."""
+    name = f"{kind}:{spec}"
+    bound = _CURRENT.get()
+    if bound is None or not any(provider is p for p in (bound.chat_model, bound.reranker)):
+        return name
+    name = f"{name}@{id(provider):x}"
+    with _lock:
+        if name not in _breakers:
+            try:
+                weakref.finalize(provider, _breakers.pop, name, None)
+            except TypeError:  # an object without weak references keeps its circuit for the process
+                pass
+    return name
 
 
 def breaker(name: str) -> Any:

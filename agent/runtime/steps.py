@@ -77,7 +77,8 @@ async def call_llm(ctx: Context, prompt: str, *, system: str | None = None) -> t
     try:
         # through the model's circuit breaker: after repeated timeouts/5xx, fail fast instead of waiting
         reply = await providers.guarded(
-            f"llm:{ctx.llm}", lambda: asyncio.wait_for(model.ainvoke(messages), timeout=ctx.llm_timeout_s)
+            providers.breaker_name("llm", ctx.llm, model),
+            lambda: asyncio.wait_for(model.ainvoke(messages), timeout=ctx.llm_timeout_s),
         )
     except ProviderError:
         raise

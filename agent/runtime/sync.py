@@ -4,6 +4,7 @@ The nodes are coroutines. `node()` gives LangGraph both callables for each of th
 internally), so ainvoke/astream await the node on the caller's loop, and invoke/stream drive the same
 coroutine through `run_sync`. LangGraph injects `runtime` and the run's config either way, and the run's
 contextvars (config, callbacks such as the "messages" stream handler, cache counters) travel with it.
+A graph built with `Providers` runs each node inside `providers.using(...)`, on both paths.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 
 # LangGraph's own prebuilt nodes (ToolNode) are built on it; there is no public sync+async node type
 from langgraph._internal._runnable import RunnableCallable
+from ragroute.runtime.providers import Providers, using
 
 T = TypeVar("T")
 
@@ -61,12 +63,21 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
         raise
 
 
-def node(afunc: Callable[..., Awaitable[T]], name: str | None = None) -> RunnableCallable:
-    """A graph node for `afunc` that LangGraph can run from invoke/stream as well as ainvoke/astream."""
+def node(
+    afunc: Callable[..., Awaitable[T]], name: str | None = None, providers: Providers | None = None
+) -> RunnableCallable:
+    """A graph node for `afunc` that LangGraph can run from invoke/stream as well as ainvoke/astream;
+    with `providers`, the node runs inside `using(providers)`."""
 
     @functools.wraps(afunc)  # same signature: LangGraph injects `runtime` from it
+    async def coro(*args: Any, **kwargs: Any) -> T:
+        with using(providers):
+            return await afunc(*args, **kwargs)
+
+    @functools.wraps(afunc)
     def func(*args: Any, **kwargs: Any) -> T:
-        return run_sync(afunc(*args, **kwargs))  # type: ignore[arg-type]
+        with using(providers):  # run_sync copies the context, binding included
+            return run_sync(afunc(*args, **kwargs))  # type: ignore[arg-type]
 
     # trace=False as in add_node: the node's span is made by the graph, not by this wrapper
-    return RunnableCallable(func, afunc, name=name or afunc.__name__, trace=False)
+    return RunnableCallable(func, coro, name=name or afunc.__name__, trace=False)

@@ -10,6 +10,7 @@ from langserve.serialization import WellKnownLCSerializer
 from pydantic import BaseModel
 from ragroute.context import context_of
 from ragroute.runtime import caching
+from ragroute.runtime.providers import Providers, using
 
 
 def _json_default(obj: Any) -> Any:
@@ -34,6 +35,9 @@ class Serializer(WellKnownLCSerializer):
 class CachedAnswers(RunnableBinding):  # type: ignore[type-arg]
     """A runnable whose async invoke is answered through the response cache (see `cached_answers`)."""
 
+    # Providers bound while the cache key is made and the run goes (Any: pydantic must not rebuild it)
+    providers: Any = None
+
     def config_schema(self, *, include: Any = None) -> Any:
         # the graph's own schema (its Context as `configurable`); langserve parses requests with it
         return self.bound.config_schema(include=include)
@@ -46,13 +50,15 @@ class CachedAnswers(RunnableBinding):  # type: ignore[type-arg]
         async def run(values: dict[str, Any]) -> dict[str, Any]:
             return dict(await RunnableBinding.ainvoke(self, values, config, **kwargs))
 
-        return await caching.answer(dict(input), ctx, run)
+        with using(self.providers):
+            return await caching.answer(dict(input), ctx, run)
 
 
-def cached_answers(runnable: Any) -> Any:
+def cached_answers(runnable: Any, providers: Providers | None = None) -> Any:
     """`runnable` (the graph) with its async invoke going through the response cache
     (ragroute.runtime.caching): the same question, filters, settings and caller scope on the same index
     version is answered from memory within `cache_ttl_s`; the output's `cache.response` says "hit",
     "miss" or "off". The key holds the caller's groups and clearance, so a cached answer never reaches
-    a caller with another scope. Streams and batches always run the graph."""
-    return CachedAnswers(bound=runnable)
+    a caller with another scope. Streams and batches always run the graph. `providers`: the objects the
+    graph is bound to (build_graph(providers)), so the cache key names the same ones."""
+    return CachedAnswers(bound=runnable, providers=providers)

@@ -28,7 +28,7 @@ from ragroute.server.state import (
     ServerSettings,
 )
 from ragroute.tools.errors import ConfigError, InputError, ProviderError, RagrouteError
-from ragroute.workflow import graph
+from ragroute.workflow import build_graph
 
 SESSION_HEADER = "x-session-id"
 
@@ -77,7 +77,7 @@ def _add_ask_routes(app: FastAPI, holder: IndexHolder, settings: ServerSettings)
             configurable = server_configurable(config.get("configurable"), ident, settings)
         except RagrouteError as exc:
             raise HTTPException(422, str(exc)) from None
-        await asyncio.to_thread(holder.get)  # opened and registered before the graph looks it up
+        await asyncio.to_thread(holder.get)  # opened off the event loop before the graph searches it
         out: Any = {**config, "configurable": configurable}
         if settings.tracing:
             ctx = Context.from_dict(configurable)
@@ -86,9 +86,11 @@ def _add_ask_routes(app: FastAPI, holder: IndexHolder, settings: ServerSettings)
             )
         return out
 
+    # the graph's nodes (and the response cache key) read the index through the holder
+    served = holder.providers()
     add_routes(
         app,
-        cached_answers(graph),
+        cached_answers(build_graph(served).compile(name="ragroute"), served),
         path="/ask",
         config_keys=("configurable",),
         per_req_config_modifier=per_request,

@@ -6,9 +6,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from ragroute.runtime import providers
+from ragroute.runtime.providers import Providers
 from ragroute.server.auth import Identity
 from ragroute.tools.index import HybridIndex
+from ragroute.tools.types import SearchHit
 
 DEFAULT_MAX_BODY_BYTES = 1_000_000
 DEFAULT_MAX_UPLOAD_BYTES = 20_000_000
@@ -28,28 +29,54 @@ class ServerSettings:
 
 
 class IndexHolder:
-    """Opens the index once (lazily, thread-safe) and registers it for the graph's runs."""
+    """Opens the index once (lazily, thread-safe) and serves it to the graph's runs.
+
+    The holder is itself a `SearchIndex` (it forwards to the open index), so the app's graph is bound to
+    it once, `Providers(index=holder)`, before the index is opened."""
 
     def __init__(self, index_dir: str, index: Any = None) -> None:
         self.index_dir = index_dir
         self._index = index
         self._owned = index is None
         self._lock = threading.Lock()
-        if index is not None:
-            providers.register_index(self.index_dir, index)
 
     def get(self) -> Any:
-        """The open index (opened and registered on first use)."""
+        """The open index (opened on first use)."""
         with self._lock:
             if self._index is None:
                 self._index = HybridIndex.open(self.index_dir)
-                providers.register_index(self.index_dir, self._index)
             return self._index
+
+    def providers(self) -> Providers:
+        """What the server's runs use: this holder as their index."""
+        return Providers(index=self)
+
+    def search(self, query: str, k: int = 10, **options: Any) -> list[SearchHit]:
+        """`search` of the open index (filters, access, weights, candidate_k passed on)."""
+        return list(self.get().search(query, k, **options))
+
+    def get_parent(self, parent_id: str) -> Any:
+        """`get_parent` of the open index."""
+        return self.get().get_parent(parent_id)
+
+    @property
+    def path(self) -> str:
+        """The open index's directory."""
+        return str(getattr(self.get(), "path", self.index_dir))
+
+    @property
+    def uid(self) -> str | None:
+        """The open index's uid (the response cache keys name it)."""
+        return getattr(self.get(), "uid", None)
+
+    @property
+    def version(self) -> Any:
+        """The open index's persisted version (raises when it is closed, as the index does)."""
+        return self.get().version
 
     def close(self) -> None:
         """Close the index if this holder opened it."""
         with self._lock:
             if self._index is not None and self._owned:
-                providers.forget_index(self.index_dir)
                 self._index.close()
                 self._index = None

@@ -19,6 +19,7 @@ import httpx
 import pytest
 from ragroute.api import aask
 from ragroute.runtime import tracing
+from ragroute.runtime.providers import Providers
 from ragroute.server import create_app
 
 from tests.integration.sample_index import (
@@ -62,15 +63,21 @@ class Recorder(BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def index_dir(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Iterator[str]:
-    from ragroute.runtime import providers
-
-    path = tmp_path_factory.mktemp("otlp") / "index"
-    index = ingest_sample(path, embedder)
-    providers.register_index(str(path), index)
-    yield str(path)
-    providers.forget_index(str(path))
+def sample_index(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Iterator[Any]:
+    index = ingest_sample(tmp_path_factory.mktemp("otlp") / "index", embedder)
+    yield index
     index.close()
+
+
+@pytest.fixture(scope="module")
+def index_dir(sample_index: Any) -> str:
+    return str(sample_index.path)
+
+
+@pytest.fixture
+def bound(sample_index: Any) -> Providers:
+    """The sample index, passed to ask() runs."""
+    return Providers(index=sample_index)
 
 
 @pytest.fixture
@@ -160,13 +167,13 @@ def check_tree(spans: list[dict], route: str) -> tuple[dict, dict[str, dict]]:
 
 
 async def test_aask_exports_the_trace_tree_with_basic_auth(
-    index_dir: str, langfuse_endpoint: tuple[str, list[dict]], monkeypatch: pytest.MonkeyPatch
+    bound: Providers, langfuse_endpoint: tuple[str, list[dict]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     base_url, received = langfuse_endpoint
     pk, sk = use_langfuse(monkeypatch, base_url)
     out = await aask(
         PUBLIC_QUESTION,
-        index_dir=index_dir,
+        providers=bound,
         route="simple",
         filters={"doc_type": "technical"},
         extra={"user_id": "alice", "session_id": "chat-1"},
@@ -223,10 +230,12 @@ async def test_server_runs_are_traced_with_the_callers_identity(
     assert RUNBOOK_DOC in meta(node["rerank"], "doc_ids")
 
 
-async def test_a_down_langfuse_never_fails_a_query(index_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_down_langfuse_never_fails_a_query(
+    index_dir: str, bound: Providers, monkeypatch: pytest.MonkeyPatch
+) -> None:
     use_langfuse(monkeypatch, f"http://127.0.0.1:{free_port()}")  # nothing listens there
     assert tracing.enabled()
-    out = await aask(PUBLIC_QUESTION, index_dir=index_dir, route="simple")
+    out = await aask(PUBLIC_QUESTION, providers=bound, route="simple")
     assert "90 days" in out["answer"] and out["citations"]
     started = time.monotonic()
     tracing.flush()  # export fails in the background; flushing neither raises nor hangs

@@ -129,12 +129,8 @@ def server() -> Iterator[FaultServer]:
 
 
 @pytest.fixture
-def tiny(make_index: Any) -> Iterator[str]:
-    index = make_index(TINY_CORPUS)
-    path = str(index.config.path)
-    providers.register_index(path, index)
-    yield path
-    providers.forget_index(path)
+def tiny(make_index: Any) -> providers.Providers:
+    return providers.Providers(index=make_index(TINY_CORPUS))
 
 
 @pytest.fixture
@@ -166,7 +162,7 @@ def grounded(out: dict[str, Any]) -> None:
 
 
 async def test_openai_endpoint_works_when_healthy(server, openai_at, tiny):
-    out = await aask(QUESTION, index_dir=tiny, llm=openai_at, route="simple", reranker="none")
+    out = await aask(QUESTION, providers=tiny, llm=openai_at, route="simple", reranker="none")
     assert out["generator"] == openai_at and out["degradations"] == []
     grounded(out)
     assert server.requests and server.requests[0]["path"] == "/v1/chat/completions"
@@ -174,7 +170,7 @@ async def test_openai_endpoint_works_when_healthy(server, openai_at, tiny):
 
 async def test_openai_500_degrades_to_extractive_and_the_circuit_opens(server, openai_at, tiny):
     server.mode = "500"
-    first = await aask(QUESTION, index_dir=tiny, llm=openai_at, route="simple", reranker="none")
+    first = await aask(QUESTION, providers=tiny, llm=openai_at, route="simple", reranker="none")
     grounded(first)
     assert first["generator"] == "extractive-offline"
     assert any(d.startswith("generate:") and "500" in d for d in first["degradations"]), first["degradations"]
@@ -182,12 +178,12 @@ async def test_openai_500_degrades_to_extractive_and_the_circuit_opens(server, o
     # bounded retries: the SDK tries each call at most 3 times (generate + judge)
     assert 2 <= len(server.requests) <= 6, len(server.requests)
     for _ in range(2):
-        out = await aask(QUESTION, index_dir=tiny, llm=openai_at, route="simple", reranker="none")
+        out = await aask(QUESTION, providers=tiny, llm=openai_at, route="simple", reranker="none")
         grounded(out)
     calls = len(server.requests)
     assert providers.breaker(f"llm:{openai_at}").state == "open"
     started = time.monotonic()
-    later = await aask(QUESTION, index_dir=tiny, llm=openai_at, route="simple", reranker="none")
+    later = await aask(QUESTION, providers=tiny, llm=openai_at, route="simple", reranker="none")
     grounded(later)
     assert len(server.requests) == calls, "an open circuit must not call the provider"
     assert any("circuit open" in d for d in later["degradations"]), later["degradations"]
@@ -198,7 +194,7 @@ async def test_openai_hang_times_out_and_degrades(server, openai_at, tiny):
     server.mode = "hang"
     started = time.monotonic()
     out = await aask(
-        QUESTION, index_dir=tiny, llm=openai_at, route="simple", reranker="none", llm_timeout_s=1.0
+        QUESTION, providers=tiny, llm=openai_at, route="simple", reranker="none", llm_timeout_s=1.0
     )
     elapsed = time.monotonic() - started
     grounded(out)
@@ -212,14 +208,14 @@ async def test_strict_mode_raises_the_provider_failure(server, openai_at, tiny):
 
     server.mode = "500"
     with pytest.raises(ProviderError):
-        await aask(QUESTION, index_dir=tiny, llm=openai_at, route="simple", reranker="none", strict=True)
+        await aask(QUESTION, providers=tiny, llm=openai_at, route="simple", reranker="none", strict=True)
 
 
 # ----------------------------------------------------------------------------------------------- reranker
 
 
 async def test_cohere_endpoint_reranks_when_healthy(server, cohere_at, tiny):
-    out = await aask(QUESTION, index_dir=tiny, reranker="cohere", route="simple")
+    out = await aask(QUESTION, providers=tiny, reranker="cohere", route="simple")
     assert out["degradations"] == [] and len(server.requests) == 1
     assert server.requests[0]["path"] == "/v2/rerank" and server.requests[0]["body"]["query"] == QUESTION
     # the server ranked the fused list backwards: the context starts with the fused list's last candidate
@@ -229,7 +225,7 @@ async def test_cohere_endpoint_reranks_when_healthy(server, cohere_at, tiny):
 
 async def test_cohere_503_keeps_fused_order_and_the_circuit_opens(server, cohere_at, tiny):
     server.mode = "503"
-    out = await aask(QUESTION, index_dir=tiny, reranker="cohere", route="simple")
+    out = await aask(QUESTION, providers=tiny, reranker="cohere", route="simple")
     grounded(out)
     assert any(d.startswith("rerank (cohere)") and "503" in d for d in out["degradations"]), out[
         "degradations"
@@ -237,16 +233,16 @@ async def test_cohere_503_keeps_fused_order_and_the_circuit_opens(server, cohere
     assert out["contexts"][0] == out["retrieved"][0]  # fused order kept
     assert 1 <= len(server.requests) <= 2  # bounded: one SDK retry
     for _ in range(2):
-        await aask(QUESTION, index_dir=tiny, reranker="cohere", route="simple")
+        await aask(QUESTION, providers=tiny, reranker="cohere", route="simple")
     calls = len(server.requests)
-    later = await aask(QUESTION, index_dir=tiny, reranker="cohere", route="simple")
+    later = await aask(QUESTION, providers=tiny, reranker="cohere", route="simple")
     grounded(later)
     assert len(server.requests) == calls
     assert any("circuit open" in d for d in later["degradations"]), later["degradations"]
     # recovery: after the reset timeout one trial call goes through and closes the circuit
     server.mode = "ok"
     providers.breaker("rerank:cohere").reset_timeout_s = 0.0
-    healed = await aask(QUESTION, index_dir=tiny, reranker="cohere", route="simple")
+    healed = await aask(QUESTION, providers=tiny, reranker="cohere", route="simple")
     assert healed["degradations"] == [] and providers.breaker("rerank:cohere").state == "closed"
 
 
@@ -258,7 +254,7 @@ async def test_unreachable_cohere_degrades(cohere_at, tiny, monkeypatch):
         port = s.getsockname()[1]
     monkeypatch.setenv("CO_API_URL", f"http://127.0.0.1:{port}")
     providers._rerankers.pop("cohere", None)
-    out = await aask(QUESTION, index_dir=tiny, reranker="cohere", route="simple")
+    out = await aask(QUESTION, providers=tiny, reranker="cohere", route="simple")
     grounded(out)
     assert any(d.startswith("rerank (cohere)") for d in out["degradations"]), out["degradations"]
     assert providers.is_transient_failure(ConnectionRefusedError())

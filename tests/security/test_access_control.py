@@ -76,14 +76,12 @@ def leaks(blob: Any) -> list[str]:
 
 @pytest.fixture(scope="module")
 def sample_index(tmp_path_factory: Any, embedder: Any) -> Any:
-    """The sample corpus in a fresh index, registered for the graph."""
+    """The sample corpus in a fresh index (graph runs are given it as Providers(index=...))."""
     path = str(tmp_path_factory.mktemp("acl") / "index")
     index = HybridIndex(IndexConfig(path=path), embedder=embedder)
     report = ingest_paths(index, [SAMPLE], progress=False)
     assert SECRET_DOC in report.added and not report.failed
-    providers.register_index(path, index)
     yield index
-    providers.forget_index(path)
     index.close()
 
 
@@ -227,7 +225,7 @@ async def test_graph_routes_never_surface_the_runbook(sample_index, route, who):
     for question in GRAPH_QUESTIONS:
         out = await aask(
             question,
-            index_dir=sample_index.path,
+            providers=providers.Providers(index=sample_index),
             route=route,
             user_groups=access.groups,
             clearance=access.clearance,
@@ -238,13 +236,22 @@ async def test_graph_routes_never_surface_the_runbook(sample_index, route, who):
 
 
 async def test_graph_positive_control_and_stream(sample_index):
-    out = await aask(GRAPH_QUESTIONS[0], index_dir=sample_index.path, user_groups=["sre"], clearance=2)
+    out = await aask(
+        GRAPH_QUESTIONS[0],
+        providers=providers.Providers(index=sample_index),
+        user_groups=["sre"],
+        clearance=2,
+    )
     assert any(c.startswith(SECRET_DOC) for c in out["retrieved"])
     assert "breakglass" in out["answer"] and out["citations"][0]["doc_id"] == SECRET_DOC
     events = [
         e
         async for e in astream(
-            GRAPH_QUESTIONS[1], index_dir=sample_index.path, route="expand", user_groups=["eng"], clearance=9
+            GRAPH_QUESTIONS[1],
+            providers=providers.Providers(index=sample_index),
+            route="expand",
+            user_groups=["eng"],
+            clearance=9,
         )
     ]
     assert events[-1]["type"] == "result"

@@ -6,6 +6,7 @@ must treat documents as delimited data; verify must reject claims the sources do
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -90,34 +91,31 @@ class ObedientModel(BaseChatModel):
 
 
 @pytest.fixture
-def injected(make_index: Any) -> str:
-    index = make_index(INJECTED)
-    path = str(index.config.path)
-    providers.register_index(path, index)
-    yield path
-    providers.forget_index(path)
+def injected(make_index: Any) -> providers.Providers:
+    return providers.Providers(index=make_index(INJECTED))
 
 
 @pytest.mark.parametrize("route", ["simple", "expand"])
 async def test_offline_answers_stay_grounded(injected, route):
     for question, doc in QUESTIONS.items():
-        out = await aask(question, index_dir=injected, route=route)
+        out = await aask(question, providers=injected, route=route)
         assert not out["abstained"], (question, out["answer"])
         assert out["citations"] and out["citations"][0]["doc_id"] == doc, out["citations"]
         assert clean(out["answer"]) and all(clean(c["quote"]) for c in out["citations"]), out["answer"]
 
 
 async def test_offline_keeps_ordinary_imperatives(injected):
-    out = await aask("What should I do about the disk warning?", index_dir=injected)
+    out = await aask("What should I do about the disk warning?", providers=injected)
     assert "restart the server" in out["answer"] and out["citations"][0]["doc_id"] == "restart"
 
 
 async def test_obedient_model_sees_screened_delimited_sources(injected):
     model = ObedientModel()
-    providers.register_chat_model("fake:obedient", model)
     for question, doc in QUESTIONS.items():
         model.prompts.clear()
-        out = await aask(question, index_dir=injected, llm="fake:obedient", route="simple")
+        out = await aask(
+            question, providers=replace(injected, chat_model=model), llm="fake:obedient", route="simple"
+        )
         assert out["generator"] == "fake:obedient" and not out["abstained"], out["answer"]
         assert out["citations"][0]["doc_id"] == doc and clean(out["answer"]), out["answer"]
         generation = next(p for p in model.prompts if p.rstrip().endswith("Answer:"))
@@ -137,21 +135,25 @@ async def test_obedient_model_sees_screened_delimited_sources(injected):
 async def test_verify_rejects_unsupported_output(injected, answer, judge):
     """A model that writes the attacker's text whatever the prompt says: never reaches the user."""
     spec = f"fake:always-{judge}-{abs(hash(answer))}"
-    providers.register_chat_model(spec, ObedientModel(answer=answer, judge=judge))
-    out = await aask("When do deployments run?", index_dir=injected, llm=spec, route="simple")
+    bound = replace(injected, chat_model=ObedientModel(answer=answer, judge=judge))
+    out = await aask("When do deployments run?", providers=bound, llm=spec, route="simple")
     assert clean(out["answer"]), out
     assert out["abstained"] and out["answer"] == ABSTAIN_TEXT and out["citations"] == []
 
 
 async def test_injection_removal_is_traced(injected):
     from ragroute.context import Context
-    from ragroute.workflow import graph
+    from ragroute.workflow import build_graph
 
     stats: dict = {}
-    async for chunk in graph.astream(
-        {"question": "When do deployments run?"},
-        context=Context(index_dir=injected, route="simple"),
-        stream_mode="updates",
+    async for chunk in (
+        build_graph(injected)
+        .compile()
+        .astream(
+            {"question": "When do deployments run?"},
+            context=Context(route="simple"),
+            stream_mode="updates",
+        )
     ):
         stats = chunk.get("prune", {}).get("prune_stats") or stats
     assert stats["instructions_removed"] >= 2

@@ -4,6 +4,7 @@ answers expire after the run's TTL."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from ragroute.tools.cache import RagCache
 from ragroute.tools.types import AccessScope, SearchHit
 
 from tests.conftest import corpus_batch
-from tests.node_fakes import FailingReranker
+from tests.node_fakes import FailingReranker, ReversingReranker, ScriptedChatModel
 from tests.unit import test_tracing
 
 langfuse_memory = test_tracing.langfuse_memory  # spans in memory (fixture shared with test_tracing)
@@ -55,13 +56,13 @@ class Counting:
 
 
 @pytest.fixture
-def setup(make_index: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str, Counting]:
+def setup(make_index: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, str, Counting]]:
+    """A counted real index, bound for the whole test (every search and ask() of the test reads it)."""
     index = make_index()
     counter = Counting(index)
     monkeypatch.setattr(index, "search", counter)
-    path = str(index.config.path)
-    providers.register_index(path, index)
-    return index, path, counter
+    with providers.using(providers.Providers(index=index)):
+        yield index, str(index.config.path), counter
 
 
 def ctx_for(path: str, **kw: Any) -> Any:
@@ -251,10 +252,10 @@ async def test_answer_expires_after_ttl(setup: Any, clock: Clock) -> None:
 
 
 async def test_degraded_answers_are_not_cached(setup: Any) -> None:
-    _, path, _ = setup
-    providers.register_reranker("broken-cache", FailingReranker())
+    index, path, _ = setup
+    broken = providers.Providers(index=index, reranker=FailingReranker())
     for _ in range(2):
-        out = await aask(Q_TOKENS, index_dir=path, reranker="broken-cache")
+        out = await aask(Q_TOKENS, index_dir=path, providers=broken)
         assert out["degradations"] and out["cache"]["response"] == "miss"
 
 
@@ -293,3 +294,29 @@ async def test_trace_root_reports_the_runs_cache_counts(setup: Any, langfuse_mem
     root = next(s for s in exporter.get_finished_spans() if s.name == "ragroute")
     cache = json.loads(root.attributes["langfuse.observation.metadata.cache"])
     assert cache == {"retrieval_hits": 1, "retrieval_misses": 1}
+
+
+async def test_an_answer_is_never_served_to_a_run_with_another_bound_model_or_reranker(setup: Any) -> None:
+    index, _, _ = setup
+
+    def model(answer: str) -> ScriptedChatModel:
+        return ScriptedChatModel(script=[("For each numbered answer sentence", "[1.0]"), ("Answer:", answer)])
+
+    one = providers.Providers(index=index, chat_model=model("Access tokens expire after 15 minutes [1]."))
+    two = providers.Providers(index=index, chat_model=model("Access tokens are valid for 15 minutes [1]."))
+    first = await aask(Q_TOKENS, providers=one, llm="fake:same-name", route="simple")
+    assert first["cache"]["response"] == "miss" and first["answer"].startswith("Access tokens expire")
+    again = await aask(Q_TOKENS, providers=one, llm="fake:same-name", route="simple")
+    assert again["cache"]["response"] == "hit" and again["answer"] == first["answer"]
+    other = await aask(Q_TOKENS, providers=two, llm="fake:same-name", route="simple")
+    assert other["cache"]["response"] == "miss" and other["answer"].startswith("Access tokens are valid")
+
+    mine, theirs = ReversingReranker(), ReversingReranker()
+    ranked = await aask(Q_TOKENS, providers=providers.Providers(index=index, reranker=mine))
+    assert ranked["cache"]["response"] == "miss"
+    repeat = await aask(Q_TOKENS, providers=providers.Providers(index=index, reranker=mine))
+    assert repeat["cache"]["response"] == "hit"
+    swapped = await aask(Q_TOKENS, providers=providers.Providers(index=index, reranker=theirs))
+    assert swapped["cache"]["response"] == "miss"
+    # the run without a bound reranker (the fixture binds only the index) builds its own: another answer
+    assert (await aask(Q_TOKENS))["cache"]["response"] == "miss"

@@ -229,16 +229,17 @@ def test_graph_eval_aggregates_and_llm_judge_with_fakes(tiny_beir):
             "retrieved": ["bread-0"],
         },
     }
-    providers.register_chat_model("fake:judge", FakeListChatModel(responses=["CORRECT", "INCORRECT"]))
-    results = runner.run_graph_eval(
-        load_beir(tiny_beir),
-        {},
-        limit=2,
-        index=FakeIndex(),
-        progress=False,
-        ask=lambda question, **kw: outputs[question],
-        judge="fake:judge",
-    )
+    judge = FakeListChatModel(responses=["CORRECT", "INCORRECT"])
+    with providers.using(providers.Providers(chat_model=judge)):
+        results = runner.run_graph_eval(
+            load_beir(tiny_beir),
+            {},
+            limit=2,
+            index=FakeIndex(),
+            progress=False,
+            ask=lambda question, **kw: outputs[question],
+            judge="fake:judge",
+        )
     m = results["metrics"]
     assert m["idk_rate"] == 0.5 and m["supporting_in_context"] == 0.5
     assert m["citation_precision"] == 1.0  # only the answered question has a defined precision

@@ -145,9 +145,7 @@ def fuzz_index(tmp_path_factory: Any, embedder: Any) -> Any:
     path = str(tmp_path_factory.mktemp("fuzz") / "index")
     index = HybridIndex(IndexConfig(path=path), embedder=embedder)
     index.upsert_documents(corpus_batch())
-    providers.register_index(path, index)
     yield index
-    providers.forget_index(path)
     index.close()
 
 
@@ -224,7 +222,7 @@ def test_bad_k_is_an_input_error(fuzz_index, k):
 def check_ask(index: Any, question: Any) -> None:
     """An InputError, or an answer that abstains or cites the sources it used."""
     try:
-        out = ask(question, index_dir=index.path)
+        out = ask(question, providers=providers.Providers(index=index))
     except InputError:
         return
     assert isinstance(out["answer"], str) and out["answer"]
@@ -259,7 +257,7 @@ def test_ask_with_bad_or_foreign_input(fuzz_index, question):
 
 
 def test_ask_answers_a_german_question_from_the_german_document(fuzz_index):
-    out = ask("Wie erfolgt die Bereitstellung?", index_dir=fuzz_index.path)
+    out = ask("Wie erfolgt die Bereitstellung?", providers=providers.Providers(index=fuzz_index))
     assert not out["abstained"] and out["citations"][0]["doc_id"] == "deploy-de"
 
 

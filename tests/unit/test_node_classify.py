@@ -6,7 +6,7 @@ import pytest
 from langgraph.runtime import Runtime
 from ragroute.context import Context
 from ragroute.nodes.classify import classify, decide, features
-from ragroute.runtime import providers
+from ragroute.runtime.providers import Providers, using
 from ragroute.tools.errors import InputError
 
 from tests.node_fakes import FakeIndex, ScriptedChatModel
@@ -25,9 +25,7 @@ ROWS = [
 
 @pytest.fixture
 def ctx(tmp_path):
-    index = FakeIndex(ROWS)
-    providers.register_index(str(tmp_path), index)
-    return Context(index_dir=str(tmp_path)), index
+    return Context(index_dir=str(tmp_path)), FakeIndex(ROWS)
 
 
 @pytest.mark.parametrize(
@@ -57,10 +55,11 @@ def test_flat_disagreeing_probe_pushes_short_query_to_expand():
 async def test_classify_node_probes_with_acl_and_records_route(ctx):
     context, index = ctx
     context = Context(index_dir=context.index_dir, user_groups=["eng"], clearance=1)
-    out = await classify(
-        {"question": "Which director had the longest career, Alain Resnais or Scott Sidney?"},
-        Runtime(context=context),
-    )
+    with using(Providers(index=index)):
+        out = await classify(
+            {"question": "Which director had the longest career, Alain Resnais or Scott Sidney?"},
+            Runtime(context=context),
+        )
     assert out["route"] == "multihop" and "Alain Resnais" in out["route_reason"]
     assert out["trace"].value[0]["node"] == "classify" and out["timings"].value["classify"] > 0
     assert out["retrievals"].value == [] and out["candidates"].value == []  # a new run starts clean
@@ -69,35 +68,34 @@ async def test_classify_node_probes_with_acl_and_records_route(ctx):
 
 
 async def test_forced_route_and_empty_question(ctx):
-    context, _ = ctx
-    out = await classify(
-        {"question": "Tokens?"}, Runtime(context=Context(index_dir=context.index_dir, route="multihop"))
-    )
-    assert out["route"] == "multihop" and out["route_reason"].startswith("forced")
-    with pytest.raises(InputError):
-        await classify({"question": "  "}, Runtime(context=context))
+    context, index = ctx
+    with using(Providers(index=index)):
+        out = await classify(
+            {"question": "Tokens?"}, Runtime(context=Context(index_dir=context.index_dir, route="multihop"))
+        )
+        assert out["route"] == "multihop" and out["route_reason"].startswith("forced")
+        with pytest.raises(InputError):
+            await classify({"question": "  "}, Runtime(context=context))
 
 
 async def test_llm_route_and_fallback_on_bad_json(ctx):
-    context, _ = ctx
-    providers.register_chat_model(
-        "fake:classify-ok",
-        ScriptedChatModel(script=[("Decide how to retrieve", '{"route": "expand", "reason": "vague"}')]),
+    context, index = ctx
+    good_model = ScriptedChatModel(
+        script=[("Decide how to retrieve", '{"route": "expand", "reason": "vague"}')]
     )
-    providers.register_chat_model(
-        "fake:classify-bad",
-        ScriptedChatModel(script=[("Decide how to retrieve", "I think it is complicated")]),
-    )
-    ok = await classify(
-        {"question": "How long do tokens last?"},
-        Runtime(context=Context(index_dir=context.index_dir, llm="fake:classify-ok")),
-    )
+    bad_model = ScriptedChatModel(script=[("Decide how to retrieve", "I think it is complicated")])
+    with using(Providers(index=index, chat_model=good_model)):
+        ok = await classify(
+            {"question": "How long do tokens last?"},
+            Runtime(context=Context(index_dir=context.index_dir, llm="fake:classify-ok")),
+        )
     assert ok["route"] == "expand" and ok["route_reason"] == "llm: vague"
     assert ok["usage"].value["prompt_tokens"] == 100
-    bad = await classify(
-        {"question": "How long do tokens last?"},
-        Runtime(context=Context(index_dir=context.index_dir, llm="fake:classify-bad")),
-    )
+    with using(Providers(index=index, chat_model=bad_model)):
+        bad = await classify(
+            {"question": "How long do tokens last?"},
+            Runtime(context=Context(index_dir=context.index_dir, llm="fake:classify-bad")),
+        )
     assert (bad["route"], bad["route_reason"]) == decide(bad["features"])  # the feature route is kept
     assert "classify" in bad["degradations"].value[0] and "feature classifier" in bad["degradations"].value[0]
 

@@ -45,10 +45,15 @@ def test_from_dict_rejects_unknown_keys_and_context_of_reads_every_source():
     assert Context(reranker="cross-encoder:/models/ce").reranker.startswith("cross-encoder:")
 
 
-def test_registered_reranker_names_validate_and_auto_resolves_offline(monkeypatch):
+def test_bound_reranker_serves_every_name_but_none_and_auto_resolves_offline(monkeypatch):
     monkeypatch.delenv("COHERE_API_KEY", raising=False)
-    providers.register_reranker("mine", NoReranker())
-    assert Context(reranker="mine").reranker == "mine"
+    mine = NoReranker()
+    with providers.using(providers.Providers(reranker=mine)):
+        assert providers.reranker("auto") is mine and providers.reranker("cohere") is mine
+        assert providers.reranker("none") is not mine
+    assert providers.reranker("none") is not mine
+    with pytest.raises(ConfigError, match="reranker='mine' is unknown"):
+        Context(reranker="mine")  # only the known names: objects are passed, not registered
     assert providers.resolve_reranker_name("auto") == providers.resolve_reranker_name("local")
     monkeypatch.setenv("COHERE_API_KEY", "k")
     assert providers.resolve_reranker_name("auto") == "cohere"

@@ -6,7 +6,7 @@ from langgraph.runtime import Runtime
 from ragroute.context import Context
 from ragroute.nodes.decompose import comparison_subquestions, decompose, offline_subquestions
 from ragroute.nodes.expand import expand, offline_variants, prf_terms
-from ragroute.runtime import providers
+from ragroute.runtime.providers import Providers, using
 from ragroute.tools.entities import bridge_entities
 
 from tests.node_fakes import ScriptedChatModel
@@ -60,22 +60,21 @@ async def test_expand_node_plans_original_plus_variants():
 
 
 async def test_expand_uses_llm_paraphrases_and_falls_back_on_failure():
-    providers.register_chat_model(
-        "fake:expand",
-        ScriptedChatModel(script=[("search queries", '["pod restarts", "liveness probe failure"]')]),
-    )
-    out = await expand(
-        {"question": "container restarting", "probe": PROBE}, Runtime(context=Context(llm="fake:expand"))
-    )
+    model = ScriptedChatModel(script=[("search queries", '["pod restarts", "liveness probe failure"]')])
+    with using(Providers(chat_model=model)):
+        out = await expand(
+            {"question": "container restarting", "probe": PROBE}, Runtime(context=Context(llm="fake:expand"))
+        )
     assert [q["query"] for q in out["queries"]] == [
         "container restarting",
         "pod restarts",
         "liveness probe failure",
     ]
-    providers.register_chat_model("fake:expand-down", ScriptedChatModel(script=[], fail=True))
-    down = await expand(
-        {"question": "container restarting", "probe": PROBE}, Runtime(context=Context(llm="fake:expand-down"))
-    )
+    with using(Providers(chat_model=ScriptedChatModel(script=[], fail=True))):
+        down = await expand(
+            {"question": "container restarting", "probe": PROBE},
+            Runtime(context=Context(llm="fake:expand-down")),
+        )
     assert down["trace"][0]["method"] == "prf" and "expand" in down["degradations"][0]
 
 
@@ -102,12 +101,11 @@ async def test_decompose_node_bridge_keeps_hop1_evidence_and_plans_hop2():
 
 
 async def test_decompose_llm_subquestions():
-    providers.register_chat_model(
-        "fake:decomp", ScriptedChatModel(script=[("sub-questions", '["Who is A?", "Who is B?"]')])
-    )
-    out = await decompose(
-        {"question": "Is A older than B?", "probe": []}, Runtime(context=Context(llm="fake:decomp"))
-    )
+    model = ScriptedChatModel(script=[("sub-questions", '["Who is A?", "Who is B?"]')])
+    with using(Providers(chat_model=model)):
+        out = await decompose(
+            {"question": "Is A older than B?", "probe": []}, Runtime(context=Context(llm="fake:decomp"))
+        )
     assert [q["query"] for q in out["queries"]] == ["Is A older than B?", "Who is A?", "Who is B?"]
     assert out["subquestions"] == ["Who is A?", "Who is B?"]
 

@@ -8,6 +8,7 @@ from ragroute.context import Context
 from ragroute.nodes.generate import generate
 from ragroute.nodes.verify import verify
 from ragroute.runtime import providers
+from ragroute.runtime.providers import Providers, using
 from ragroute.state import ABSTAIN_TEXT
 
 from tests.node_fakes import ScriptedChatModel
@@ -64,10 +65,10 @@ async def test_llm_answer_citations_are_repaired():
         "Tokens are signed with quantum keys."
     )
     model = ScriptedChatModel(script=[("Answer:", reply)])
-    providers.register_chat_model("fake:gen-repair", model)
-    out = await generate(
-        {"question": QUESTION, "sources": SOURCES}, rt(llm="fake:gen-repair", stale_after_days=100000)
-    )
+    with using(Providers(chat_model=model)):
+        out = await generate(
+            {"question": QUESTION, "sources": SOURCES}, rt(llm="fake:gen-repair", stale_after_days=100000)
+        )
     assert out["generator"] == "fake:gen-repair"
     assert out["answer"] == "Access tokens expire after 15 minutes [1]. Refresh tokens last 30 days [1]."
     assert out["draft_citations"] == [1]
@@ -78,11 +79,11 @@ async def test_llm_answer_citations_are_repaired():
 
 
 async def test_llm_abstention_and_llm_failure_fallback():
-    providers.register_chat_model("fake:gen-abstain", ScriptedChatModel(script=[("Answer:", ABSTAIN_TEXT)]))
-    out = await generate({"question": QUESTION, "sources": SOURCES}, rt(llm="fake:gen-abstain"))
+    with using(Providers(chat_model=ScriptedChatModel(script=[("Answer:", ABSTAIN_TEXT)]))):
+        out = await generate({"question": QUESTION, "sources": SOURCES}, rt(llm="fake:gen-abstain"))
     assert out["abstained"] and out["answer"] == ABSTAIN_TEXT
-    providers.register_chat_model("fake:gen-down", ScriptedChatModel(script=[], fail=True))
-    down = await generate({"question": QUESTION, "sources": SOURCES}, rt(llm="fake:gen-down"))
+    with using(Providers(chat_model=ScriptedChatModel(script=[], fail=True))):
+        down = await generate({"question": QUESTION, "sources": SOURCES}, rt(llm="fake:gen-down"))
     assert down["generator"] == "extractive-offline" and "[1]" in down["answer"]
     assert "generate" in down["degradations"][0] and "extractive" in down["degradations"][0]
 
@@ -112,11 +113,11 @@ async def test_verify_retries_then_abstains_on_unsupported_claims():
 
 async def test_verify_with_llm_judge_and_its_fallback():
     state = {"question": QUESTION, "sources": SOURCES, "answer": "Access tokens expire after 15 minutes [1]."}
-    providers.register_chat_model("fake:judge-no", ScriptedChatModel(script=[("answer sentence", "[0.1]")]))
-    judged = await verify(state, rt(llm="fake:judge-no"))
+    with using(Providers(chat_model=ScriptedChatModel(script=[("answer sentence", "[0.1]")]))):
+        judged = await verify(state, rt(llm="fake:judge-no"))
     assert judged["trace"][0]["judge"] == "llm" and judged["trace"][0]["verdict"] == "retry"
-    providers.register_chat_model("fake:judge-bad", ScriptedChatModel(script=[("answer sentence", "yes!")]))
-    fallback = await verify(state, rt(llm="fake:judge-bad"))
+    with using(Providers(chat_model=ScriptedChatModel(script=[("answer sentence", "yes!")]))):
+        fallback = await verify(state, rt(llm="fake:judge-bad"))
     assert fallback["trace"][0]["judge"] == "offline" and fallback["trace"][0]["verdict"] == "faithful"
     assert "verify" in fallback["degradations"][0]
 

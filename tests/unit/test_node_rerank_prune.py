@@ -9,7 +9,7 @@ from langgraph.runtime import Runtime
 from ragroute.context import Context
 from ragroute.nodes.prune import drop_duplicates, fit_budget, prune
 from ragroute.nodes.rerank import adaptive_k, interleave, rerank
-from ragroute.runtime import providers
+from ragroute.runtime.providers import Providers, using
 from ragroute.tools.errors import ProviderError
 from ragroute.tools.freshness import apply_decay, decay_factor
 from ragroute.tools.tokens import count_tokens
@@ -51,8 +51,8 @@ def _state(route: str = "simple") -> dict:
 
 
 async def test_rerank_uses_the_configured_reranker():
-    providers.register_reranker("reverse", ReversingReranker())
-    out = await rerank(_state(), Runtime(context=Context(reranker="reverse", k_simple=3)))
+    with using(Providers(reranker=ReversingReranker())):
+        out = await rerank(_state(), Runtime(context=Context(reranker="maxsim", k_simple=3)))
     assert [h["chunk_id"] for h in out["documents"]][:1] == ["d5::0"]
     assert out["retrieved"][0] == "d0::0"  # before rerank
     assert out["k"] <= 3
@@ -60,13 +60,13 @@ async def test_rerank_uses_the_configured_reranker():
 
 async def test_rerank_failure_keeps_fused_order_and_records_it():
     broken = FailingReranker()
-    providers.register_reranker("broken", broken)
-    out = await rerank(_state(), Runtime(context=Context(reranker="broken", k_simple=3)))
-    assert broken.calls == 1
-    assert [h["chunk_id"] for h in out["documents"]] == ["d0::0", "d1::0", "d2::0"]
-    assert "rerank (broken)" in out["degradations"][0] and "kept fused order" in out["degradations"][0]
-    with pytest.raises(ProviderError):
-        await rerank(_state(), Runtime(context=Context(reranker="broken", strict=True)))
+    with using(Providers(reranker=broken)):
+        out = await rerank(_state(), Runtime(context=Context(reranker="maxsim", k_simple=3)))
+        assert broken.calls == 1
+        assert [h["chunk_id"] for h in out["documents"]] == ["d0::0", "d1::0", "d2::0"]
+        assert "rerank (maxsim)" in out["degradations"][0] and "kept fused order" in out["degradations"][0]
+        with pytest.raises(ProviderError):
+            await rerank(_state(), Runtime(context=Context(reranker="maxsim", strict=True)))
 
 
 def test_drop_duplicates_and_fit_budget():
@@ -85,32 +85,33 @@ def test_drop_duplicates_and_fit_budget():
 async def test_prune_expands_parents_within_budget_and_merges_siblings(tmp_path):
     parent_text = "Intro sentence. " + "Child one text. Child two text. " * 3
     index = FakeIndex([], parents={"doc::p0": parent_text})
-    providers.register_index(str(tmp_path), index)
     docs = [
         hit("doc::c0", text="Child one text.", parent_id="doc::p0"),
         hit("doc::c1", text="Child two text.", parent_id="doc::p0"),
         hit("other::c0", text="Unrelated other chunk."),
     ]
-    out = await prune(
-        {"documents": docs}, Runtime(context=Context(index_dir=str(tmp_path), token_budget=500))
-    )
+    with using(Providers(index=index)):
+        out = await prune(
+            {"documents": docs}, Runtime(context=Context(index_dir=str(tmp_path), token_budget=500))
+        )
     assert [s["chunk_id"] for s in out["sources"]] == ["doc::c0", "other::c0"]
     assert out["sources"][0]["text"] == parent_text and out["sources"][0]["expanded"]
     assert [s["n"] for s in out["sources"]] == [1, 2]
     assert out["prune_stats"]["parents_expanded"] == 1
-    tight = await prune(
-        {"documents": docs}, Runtime(context=Context(index_dir=str(tmp_path), token_budget=12))
-    )
+    with using(Providers(index=index)):
+        tight = await prune(
+            {"documents": docs}, Runtime(context=Context(index_dir=str(tmp_path), token_budget=12))
+        )
     assert not any(s["expanded"] for s in tight["sources"])
     assert tight["prune_stats"]["tokens_kept"] <= 12 and tight["prune_stats"]["tokens_dropped"] > 0
 
 
 async def test_prune_retry_takes_more_context(tmp_path):
-    providers.register_index(str(tmp_path), FakeIndex([]))
     ranked = [hit(f"d{i}::0", text=f"distinct chunk number {i} about topic {i * 7}") for i in range(8)]
     ctx = Context(index_dir=str(tmp_path))
-    first = await prune({"documents": ranked[:2], "ranked": ranked}, Runtime(context=ctx))
-    retry = await prune({"documents": ranked[:2], "ranked": ranked, "attempt": 1}, Runtime(context=ctx))
+    with using(Providers(index=FakeIndex([]))):
+        first = await prune({"documents": ranked[:2], "ranked": ranked}, Runtime(context=ctx))
+        retry = await prune({"documents": ranked[:2], "ranked": ranked, "attempt": 1}, Runtime(context=ctx))
     assert len(first["sources"]) == 2 and len(retry["sources"]) == 5
     assert retry["prune_stats"]["budget"] == int(ctx.token_budget * 1.5)
 
@@ -145,9 +146,9 @@ async def test_multihop_keeps_each_hops_best_evidence_within_k():
 
 
 async def test_rerank_depth_bounds_what_the_reranker_reorders():
-    providers.register_reranker("reverse", ReversingReranker())
-    ctx = Context(reranker="reverse", rerank_depth=3, k_simple=3, k_expand=6, k_multihop=6)
-    out = await rerank({**_state(), "route": "expand"}, Runtime(context=ctx))
+    ctx = Context(reranker="maxsim", rerank_depth=3, k_simple=3, k_expand=6, k_multihop=6)
+    with using(Providers(reranker=ReversingReranker())):
+        out = await rerank({**_state(), "route": "expand"}, Runtime(context=ctx))
     order = [h["chunk_id"] for h in out["ranked"]]
     assert order == ["d2::0", "d1::0", "d0::0", "d3::0", "d4::0", "d5::0"]
     scores = [h["score"] for h in out["ranked"]]
@@ -164,8 +165,8 @@ async def test_reranker_timeout_falls_back_to_fused_order():
             time.sleep(0.5)
             return list(reversed(hits))
 
-    providers.register_reranker("slow", Slow())
-    out = await rerank(_state(), Runtime(context=Context(reranker="slow", reranker_timeout_s=0.05)))
+    with using(Providers(reranker=Slow())):
+        out = await rerank(_state(), Runtime(context=Context(reranker="maxsim", reranker_timeout_s=0.05)))
     assert [h["chunk_id"] for h in out["documents"]][0] == "d0::0"
     assert "TimeoutError" in out["degradations"][0]
 

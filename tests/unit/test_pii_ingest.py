@@ -132,8 +132,7 @@ QUESTION = f"I am {EMAIL}, phone {PHONE}: how long do refresh tokens last?"
 async def test_ask_redacts_the_question_everywhere(make_index: Any, langfuse_memory: Any) -> None:
     client, exporter, _ = langfuse_memory
     index = make_index()
-    providers.register_index(index.path, index)
-    out = await aask(QUESTION, index_dir=index.path, redact_query_pii=True)
+    out = await aask(QUESTION, providers=providers.Providers(index=index), redact_query_pii=True)
     client.flush()
     assert "30 days" in out["answer"]  # still answered from the redacted question
     text = span_text(exporter)
@@ -143,11 +142,11 @@ async def test_ask_redacts_the_question_everywhere(make_index: Any, langfuse_mem
 
 async def test_raw_graph_runs_redact_spans(make_index: Any, langfuse_memory: Any) -> None:
     """The server calls the graph directly (langserve): the handler itself keeps PII out of every span."""
-    from ragroute.workflow import graph
+    from ragroute.workflow import build_graph
 
     client, exporter, _ = langfuse_memory
     index = make_index()
-    providers.register_index(index.path, index)
+    graph = build_graph(providers.Providers(index=index)).compile(name="ragroute")
     ctx = Context(index_dir=index.path, redact_query_pii=True)
     await graph.ainvoke({"question": QUESTION}, context=ctx, config=tracing.traced_config(ctx=ctx))
     client.flush()
@@ -159,18 +158,17 @@ async def test_without_redaction_the_trace_has_the_question(make_index: Any, lan
     """The control: the assertions above would see the PII if redaction did nothing."""
     client, exporter, _ = langfuse_memory
     index = make_index()
-    providers.register_index(index.path, index)
-    await aask(QUESTION, index_dir=index.path)
+    await aask(QUESTION, providers=providers.Providers(index=index))
     client.flush()
     assert EMAIL in span_text(exporter)
 
 
 async def test_raw_graph_runs_retrieve_and_generate_from_the_redacted_question(make_index: Any) -> None:
     """Without ask() in front (the server), classify redacts the question for every later node."""
-    from ragroute.workflow import graph
+    from ragroute.workflow import build_graph
 
     index = make_index()
-    providers.register_index(index.path, index)
+    graph = build_graph(providers.Providers(index=index)).compile(name="ragroute")
     seen: list[str] = []
     ctx = Context(index_dir=index.path, redact_query_pii=True)
     async for update in graph.astream({"question": QUESTION}, context=ctx, stream_mode="updates"):

@@ -126,11 +126,11 @@ def test_bad_purge_age_is_a_clear_error(make_index: Any) -> None:
 async def test_graph_and_caches_never_serve_a_soft_deleted_document(make_index: Any) -> None:
     caching.set_cache(None)
     index = make_index()
-    providers.register_index(index.path, index)
-    first = await aask(Q, index_dir=index.path)
+    bound = providers.Providers(index=index)
+    first = await aask(Q, providers=bound)
     assert "auth" in {c["doc_id"] for c in first["citations"]}
     index.delete_document("auth", soft=True)
-    after = await aask(Q, index_dir=index.path)
+    after = await aask(Q, providers=bound)
     assert after["cache"]["response"] == "miss"
     assert not any(cid.startswith("auth::") for cid in after["retrieved"] + after["contexts"])
 

@@ -58,9 +58,9 @@ async def test_one_trace_with_a_span_per_node_and_retrieval_attributes(
 ) -> None:
     client, exporter, scores = langfuse_memory
     index = make_index()
-    providers.register_index(index.path, index)
     out = await aask(
         "How long do access tokens last?",
+        providers=providers.Providers(index=index),
         index_dir=index.path,
         route="simple",
         user_groups=["eng"],
@@ -104,18 +104,18 @@ async def test_one_trace_with_a_span_per_node_and_retrieval_attributes(
 async def test_llm_generation_carries_token_usage_and_cost(make_index: Any, langfuse_memory) -> None:
     client, exporter, _ = langfuse_memory
     index = make_index()
-    providers.register_index(index.path, index)
-    providers.register_chat_model(
-        "fake:gpt-4o-mini",
-        ScriptedChatModel(
-            script=[
-                ("For each numbered answer sentence", "[1.0]"),
-                ("Answer:", "Access tokens expire after 15 minutes [1]."),
-            ]
-        ),
+    model = ScriptedChatModel(
+        script=[
+            ("For each numbered answer sentence", "[1.0]"),
+            ("Answer:", "Access tokens expire after 15 minutes [1]."),
+        ]
     )
     out = await aask(
-        "How long do access tokens last?", index_dir=index.path, llm="fake:gpt-4o-mini", route="simple"
+        "How long do access tokens last?",
+        providers=providers.Providers(index=index, chat_model=model),
+        index_dir=index.path,
+        llm="fake:gpt-4o-mini",
+        route="simple",
     )
     client.flush()
     spans = spans_by_name(exporter)
@@ -171,9 +171,12 @@ async def test_astream_is_traced_as_one_question(make_index: Any, langfuse_memor
 
     client, exporter, scores = langfuse_memory
     index = make_index()
-    providers.register_index(index.path, index)
+    bound = providers.Providers(index=index)
     events = [
-        e async for e in astream("How long do access tokens last?", index_dir=index.path, route="simple")
+        e
+        async for e in astream(
+            "How long do access tokens last?", providers=bound, index_dir=index.path, route="simple"
+        )
     ]
     assert events[-1]["type"] == "result"
     client.flush()

@@ -75,24 +75,22 @@ def test_same_version_or_dated_siblings() -> None:
 
 
 @pytest.fixture
-def releases(make_index: Any) -> str:
+def releases(make_index: Any) -> providers.Providers:
     caching.set_cache(None)
-    index = make_index(RELEASES)
-    providers.register_index(index.path, index)
-    return str(index.path)
+    return providers.Providers(index=make_index(RELEASES))
 
 
-async def test_graph_answers_from_the_newest_version(releases: str) -> None:
+async def test_graph_answers_from_the_newest_version(releases: providers.Providers) -> None:
     q = "What is the default workflow timeout?"
-    out = await aask(q, index_dir=releases, route="simple")
+    out = await aask(q, providers=releases, route="simple")
     cited = {c["doc_id"] for c in out["citations"]}
     assert "rel-2.10.0" in cited and "rel-2.9.1" not in cited and "45 minutes" in out["answer"]
     assert not any(cid.startswith("rel-2.9.1") for cid in out["retrieved"])
     # asked for by filter, or by name: the older version is used
-    old = await aask(q, index_dir=releases, route="simple", filters={"version": "2.9.1"})
+    old = await aask(q, providers=releases, route="simple", filters={"version": "2.9.1"})
     assert {c["doc_id"] for c in old["citations"]} == {"rel-2.9.1"} and "30 minutes" in old["answer"]
-    named = await aask("What was the default workflow timeout in 2.9.1?", index_dir=releases, route="simple")
+    named = await aask("What was the default workflow timeout in 2.9.1?", providers=releases, route="simple")
     assert any(cid.startswith("rel-2.9.1") for cid in named["retrieved"])
     # and the knob turns it off
-    both = await aask(q, index_dir=releases, route="simple", prefer_latest_version=False)
+    both = await aask(q, providers=releases, route="simple", prefer_latest_version=False)
     assert any(cid.startswith("rel-2.9.1") for cid in both["retrieved"])
