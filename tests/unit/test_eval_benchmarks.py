@@ -74,3 +74,29 @@ def test_side_by_side_runs_on_a_slice(tmp_path, monkeypatch):
     names = [row["system"] for row in result["systems"]]
     assert names[0] == "ragroute hybrid" and "LangChain EnsembleRetriever (BM25 + Chroma)" in names
     assert all(0 <= row["ndcg@10"] <= 1 for row in result["systems"])
+
+
+def test_compare_runs_lines_up_quality_and_latency_of_two_folders(tmp_path):
+    from ragroute.evals.benchmarks import compare_runs
+
+    def write(folder, hybrid_ndcg, p95):
+        folder.mkdir()
+        metrics = {
+            p: {"ndcg@10": 0.5, "recall@10": 0.6, "recall@100": 0.9, "hit@5": 0.7} for p in ("bm25", "dense")
+        }
+        metrics["hybrid"] = {"ndcg@10": hybrid_ndcg, "recall@10": 0.6, "recall@100": 0.9, "hit@5": 0.7}
+        latency = {"hybrid_k10": {"p50": 10.0, "p95": p95}}
+        (folder / "retrieval_scifact.json").write_text(
+            json.dumps({"metrics": metrics, "ingest_s": 60.0, "latency_ms": latency})
+        )
+
+    write(tmp_path / "a", 0.70, 20.0)
+    write(tmp_path / "b", 0.71, 25.0)
+    quality, latency = compare_runs.compare(tmp_path / "a", tmp_path / "b")
+    assert ("retrieval_scifact hybrid ndcg@10", 0.70, 0.71) in quality
+    assert [row for row in quality if row[1] != row[2]] == [("retrieval_scifact hybrid ndcg@10", 0.70, 0.71)]
+    assert ("retrieval_scifact hybrid k=10 p95 ms", 20.0, 25.0) in latency
+    text = compare_runs.render("t", ("old", "new"), quality, latency)
+    assert "Quality numbers that differ: 1 of 12." in text
+    assert "| retrieval_scifact hybrid ndcg@10 | 0.7 | 0.71 | +0.0100 |" in text
+    assert "| retrieval_scifact hybrid k=10 p95 ms | 20.0 | 25.0 | +5.0 |" in text
