@@ -109,6 +109,13 @@ def _diff(a: Any, b: Any, digits: int) -> str:
     return "0" if delta == 0 else f"{delta:+.{digits}f}"
 
 
+def _pair(before: list[Value], after: list[Value]) -> list[Row]:
+    """(name, before, after) for every name either run has (a missing file or system gives None)."""
+    a, b = dict(before), dict(after)
+    names = list(dict.fromkeys([n for n, _ in before] + [n for n, _ in after]))
+    return [(n, a.get(n), b.get(n)) for n in names if a.get(n) is not None or b.get(n) is not None]
+
+
 def compare(before: Path, after: Path) -> tuple[list[Row], list[Row]]:
     """All (name, before, after) quality rows and latency rows of the two folders."""
     quality: list[Row] = []
@@ -120,19 +127,21 @@ def compare(before: Path, after: Path) -> tuple[list[Row], list[Row]]:
     ):
         qa, la = rows(_load(before, name))
         qb, lb = rows(_load(after, name))
-        quality += [
-            (n, x, y) for (n, x), (_, y) in zip(qa, qb, strict=True) if x is not None or y is not None
-        ]
-        latency += [
-            (n, x, y) for (n, x), (_, y) in zip(la, lb, strict=True) if x is not None or y is not None
-        ]
+        quality += _pair(qa, qb)
+        latency += _pair(la, lb)
     return quality, latency
 
 
 def render(title: str, labels: tuple[str, str], quality: list[Row], latency: list[Row]) -> str:
     """The comparison as Markdown tables."""
-    changed = sum(1 for _, a, b in quality if a != b)
-    lines = [f"# {title}", "", f"Quality numbers that differ: {changed} of {len(quality)}.", ""]
+    both = [(a, b) for _, a, b in quality if a is not None and b is not None]
+    changed = sum(1 for a, b in both if a != b)
+    lines = [
+        f"# {title}",
+        "",
+        f"Quality numbers that differ: {changed} of {len(both)} measured in both runs.",
+        "",
+    ]
     header = f"| number | {labels[0]} | {labels[1]} | difference |"
     lines += ["## Quality", "", header, "|---|---|---|---|"]
     lines += [f"| {n} | {_fmt(a, 4)} | {_fmt(b, 4)} | {_diff(a, b, 4)} |" for n, a, b in quality]

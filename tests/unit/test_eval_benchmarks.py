@@ -97,6 +97,6 @@ def test_compare_runs_lines_up_quality_and_latency_of_two_folders(tmp_path):
     assert [row for row in quality if row[1] != row[2]] == [("retrieval_scifact hybrid ndcg@10", 0.70, 0.71)]
     assert ("retrieval_scifact hybrid k=10 p95 ms", 20.0, 25.0) in latency
     text = compare_runs.render("t", ("old", "new"), quality, latency)
-    assert "Quality numbers that differ: 1 of 12." in text
+    assert "Quality numbers that differ: 1 of 12 measured in both runs." in text
     assert "| retrieval_scifact hybrid ndcg@10 | 0.7 | 0.71 | +0.0100 |" in text
     assert "| retrieval_scifact hybrid k=10 p95 ms | 20.0 | 25.0 | +5.0 |" in text
