@@ -8,8 +8,9 @@ from langgraph.runtime import Runtime
 from ragroute.context import Context
 from ragroute.runtime.steps import note, timed
 from ragroute.state import ABSTAIN_TEXT, Citation, RAGState
-from ragroute.tools.extractive import content_terms, split_sentences
+from ragroute.tools.extractive import content_terms
 from ragroute.tools.faithfulness import answer_sentences, strip_citations
+from ragroute.tools.sentences import split_sentences
 
 QUOTE_CHARS = 300
 

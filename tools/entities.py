@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 
-from ragroute.tools.extractive import STOPWORDS, content_terms, overlap, split_sentences
+from ragroute.tools.extractive import STOPWORDS, content_terms, overlap
+from ragroute.tools.sentences import split_sentences
 from ragroute.tools.titles import base_title, hit_title, names_title
 
 HOP1_DOCS = 2

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from ragroute.tools.extractive import content_terms, overlap, split_sentences
+from ragroute.tools.extractive import content_terms, overlap
+from ragroute.tools.sentences import split_sentences
 
 CITE = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
 _MARK_AFTER_END = re.compile(r"([.!?])\s*((?:\[\d+(?:\s*,\s*\d+)*\]\s*)+)(?=\s|$)")

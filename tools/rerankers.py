@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 from ragroute.tools.errors import ProviderError
-from ragroute.tools.extractive import heading_of, in_context, split_sentences
+from ragroute.tools.extractive import heading_of, in_context
+from ragroute.tools.sentences import split_sentences
 
 OFFLINE_DEFAULT = "maxsim"
 

@@ -7,10 +7,10 @@ from langgraph.runtime import Runtime
 from ragroute.context import Context, context_of
 from ragroute.runtime import providers
 from ragroute.tools.errors import ConfigError
-from ragroute.tools.extractive import split_sentences
 from ragroute.tools.faithfulness import answer_sentences, repair_citations, score_answer
 from ragroute.tools.freshness import staleness_notes
 from ragroute.tools.rerankers import MaxSimReranker, NoReranker
+from ragroute.tools.sentences import split_sentences
 
 
 @pytest.mark.parametrize(

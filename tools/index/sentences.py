@@ -29,8 +29,9 @@ from typing import Any, Protocol
 
 import numpy as np
 from ragroute.tools.embeddings import Embedder
-from ragroute.tools.extractive import heading_of, in_context, split_sentences
+from ragroute.tools.extractive import heading_of, in_context
 from ragroute.tools.index.records import ChunkRecord
+from ragroute.tools.sentences import split_sentences
 
 SENTENCE_MODEL = "minilm"  # the embedder name ragroute.runtime.providers.embedder() uses for sentences
 STORED_DTYPE = np.float16  # bf16-autocast vectors carry ~3 significant digits; float16 keeps them
