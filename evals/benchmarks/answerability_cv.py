@@ -1,12 +1,12 @@
 """How well does the extractive generator's answer/abstain threshold generalise? ClapNQ dev, 2-fold CV.
 
 The offline generator abstains unless a sentence answers the question on its own wording
-(`ragroute.tools.extractive.answerability` >= Context.answer_threshold). That threshold is the one constant
-fitted on ClapNQ dev, so the in-sample numbers are optimistic. This script runs the whole offline graph once per
-threshold of a grid, then repeats: split the questions in two halves (stratified by answerable), pick
-the threshold that maximises min(answered-with-gold-citation, abstained-when-unanswerable) on one half,
-and measure it on the other (both ways). The mean over the splits estimates what held-out questions of
-the same kind would get.
+(`ragroute.tools.extractive.answerability` >= Context.answer_threshold). That threshold is the one
+constant fitted on ClapNQ dev, so the in-sample numbers are optimistic. This script runs the whole
+offline graph once per threshold of a grid, then repeats: split the questions in two halves (stratified
+by answerable), pick the threshold that maximises min(answered-with-gold-citation, abstained-when-
+unanswerable) on one half, and measure it on the other (both ways). The mean over the splits estimates
+what held-out questions of the same kind would get.
 
 Run: .venv/bin/python -m ragroute.evals.benchmarks.answerability_cv [--splits 200]
 Writes evals/results/answerability_cv.{json,md}.
