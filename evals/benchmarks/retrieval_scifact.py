@@ -23,12 +23,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ragroute.evals.datasets import resolve_dataset
 from ragroute.evals.metrics import hit_at_k, ndcg_at_k, recall_at_k
 from ragroute.tools.hybrid import rrf_fuse
 from ragroute.tools.index import HybridIndex, IndexConfig
 from ragroute.tools.types import Chunk
 
-DATA = Path("/work/shared/data")
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 DEPTH = 100
 
@@ -121,7 +121,7 @@ def percentile(values: list[float], p: float) -> float:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """The whole benchmark; returns the result dict."""
-    corpus, queries, qrels = load_beir(DATA / "scifact", "train.tsv")
+    corpus, queries, qrels = load_beir(resolve_dataset("scifact"), "train.tsv")
     qids = sorted(qrels)[: args.limit] if args.limit else sorted(qrels)
     result: dict[str, Any] = {
         "dataset": "scifact (BEIR), qrels/train.tsv",
@@ -195,7 +195,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             index.close()
     if args.sweep:
-        dev_corpus, dev_queries, dev_qrels = load_beir(DATA / "scifact_dev", "test.tsv")
+        dev_corpus, dev_queries, dev_qrels = load_beir(resolve_dataset("scifact_dev"), "test.tsv")
         with tempfile.TemporaryDirectory(prefix="scifact-dev-") as tmp:
             dev = HybridIndex(IndexConfig(path=tmp))
             try:
