@@ -207,13 +207,19 @@ class HybridIndex:
 
     # ------------------------------------------------------------------ reads
     def _begin(
-        self, query: str, k: int, filters: dict[str, Any] | None, candidate_k: int | None
-    ) -> tuple[int, F.Node | None]:
+        self,
+        query: str,
+        k: int,
+        filters: dict[str, Any] | None,
+        candidate_k: int | None,
+        access: AccessScope | None,
+    ) -> tuple[int, SearchScope]:
+        """Checks shared by every search: open index, query/k, filter syntax; the candidate count and scope."""
         self._check_open()
         n = validate_query(query, k, candidate_k, self.config.candidate_k)
         node = F.parse_filter(filters)
         self.backend.refresh()
-        return n, node
+        return n, SearchScope(filters, node, access)
 
     def _query_vector(self, query: str) -> list[float]:
         key = embedding_key(self._query_key_model, query)
@@ -247,8 +253,8 @@ class HybridIndex:
         candidate_k: int | None = None,
     ) -> list[SearchHit]:
         """Semantic search only (same filters/ACL as `search`)."""
-        _, node = self._begin(query, k, filters, candidate_k)
-        pairs = self._dense(query, k, SearchScope(filters, node, access))
+        _, scope = self._begin(query, k, filters, candidate_k, access)
+        pairs = self._dense(query, k, scope)
         return self._hits(single("dense", pairs, k))
 
     def keyword_search(
@@ -261,8 +267,8 @@ class HybridIndex:
         candidate_k: int | None = None,
     ) -> list[SearchHit]:
         """BM25 search only (same filters/ACL as `search`)."""
-        _, node = self._begin(query, k, filters, candidate_k)
-        pairs = self.backend.keyword_search(query, k, SearchScope(filters, node, access))
+        _, scope = self._begin(query, k, filters, candidate_k, access)
+        pairs = self.backend.keyword_search(query, k, scope)
         return self._hits(single("bm25", pairs, k))
 
     def search(
@@ -278,8 +284,7 @@ class HybridIndex:
         """Hybrid search: dense + BM25 candidates (filters and ACL applied before the cut), fused by RRF."""
         if weights is not None:
             validate_weights(weights)
-        n, node = self._begin(query, k, filters, candidate_k)
-        scope = SearchScope(filters, node, access)
+        n, scope = self._begin(query, k, filters, candidate_k, access)
         dense = self._dense(query, n, scope)
         kw = self.backend.keyword_search(query, n, scope)
         return self._fuse(dense, kw, k, weights)
@@ -297,8 +302,7 @@ class HybridIndex:
         """`search` with the dense and keyword paths running concurrently in threads."""
         if weights is not None:
             validate_weights(weights)
-        n, node = self._begin(query, k, filters, candidate_k)
-        scope = SearchScope(filters, node, access)
+        n, scope = self._begin(query, k, filters, candidate_k, access)
         dense, kw = await asyncio.gather(
             asyncio.to_thread(self._dense, query, n, scope),
             asyncio.to_thread(self.backend.keyword_search, query, n, scope),
