@@ -20,7 +20,7 @@ import pytest
 from ragroute.api import aask
 from ragroute.runtime import tracing
 from ragroute.runtime.providers import Providers
-from ragroute.server import create_app
+from ragroute.server.app import create_app
 
 from tests.integration.sample_index import (
     PUBLIC_QUESTION,

@@ -12,7 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
-from ragroute.server import create_app, load_api_keys, server_configurable
+from ragroute.server.app import create_app
+from ragroute.server.auth import load_api_keys
+from ragroute.server.policy import server_configurable
 
 from tests.integration.sample_index import (
     PUBLIC_QUESTION,
@@ -133,7 +135,8 @@ def test_api_keys_from_env_and_bad_key_files(monkeypatch: pytest.MonkeyPatch, tm
 
 
 def test_server_configurable_forces_identity_and_index() -> None:
-    from ragroute.server import Identity, ServerSettings
+    from ragroute.server.auth import Identity
+    from ragroute.server.state import ServerSettings
 
     settings = ServerSettings(index_dir="/srv/index")
     ident = Identity(user="rita", groups=("eng",), clearance=1)

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from ragroute.server import create_app
+from ragroute.server.app import create_app
 
 from tests.integration.sample_index import RUNBOOK_DOC, RUNBOOK_QUESTION, ingest_sample
 

@@ -181,7 +181,9 @@ async def test_raw_graph_runs_retrieve_and_generate_from_the_redacted_question(m
 
 
 def test_server_can_force_query_redaction(make_index: Any) -> None:
-    from ragroute.server import ANONYMOUS, create_app, server_configurable
+    from ragroute.server.app import create_app
+    from ragroute.server.auth import ANONYMOUS
+    from ragroute.server.policy import server_configurable
 
     index = make_index(empty=True)
     forced = create_app(index.path, {}, index=index, tracing=False, redact_pii=True).state.settings
@@ -195,7 +197,7 @@ async def test_redacting_server_redacts_ingested_documents(
     make_index: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import httpx
-    from ragroute.server import create_app
+    from ragroute.server.app import create_app
 
     monkeypatch.delenv(KEY_ENV, raising=False)
     index = make_index(empty=True)

@@ -194,7 +194,7 @@ def test_cli_delete_restore_purge_stats(tmp_path: Path, capsys: Any) -> None:
 
 async def test_server_soft_delete_and_stats(make_index: Any) -> None:
     import httpx
-    from ragroute.server import create_app
+    from ragroute.server.app import create_app
 
     index = make_index()
     writer = {"w-key-000000001": {"user": "wes", "groups": [], "clearance": 0, "write": True}}
