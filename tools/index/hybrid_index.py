@@ -214,7 +214,7 @@ class HybridIndex:
         candidate_k: int | None,
         access: AccessScope | None,
     ) -> tuple[int, SearchScope]:
-        """Checks shared by every search: open index, query/k, filter syntax; the candidate count and scope."""
+        """Checks shared by every search (open index, query/k, filter syntax); candidate count and scope."""
         self._check_open()
         n = validate_query(query, k, candidate_k, self.config.candidate_k)
         node = F.parse_filter(filters)
@@ -332,21 +332,33 @@ class HybridIndex:
         self._check_open()
         return self.backend.document_metadata(doc_id)
 
-    def can_modify(self, doc_id: str, access: AccessScope | None) -> bool:
-        """True when `access` may replace or delete `doc_id`: it is new, or its current ACL admits the caller.
+    def can_read_document(self, doc_id: str, access: AccessScope | None) -> bool:
+        """True when `doc_id` is live or soft-deleted and its ACL admits `access` (the trash keeps the ACL).
 
-        A caller must never overwrite (or delete) a document it cannot read."""
-        meta = self.document_metadata(doc_id)
-        return meta is None or F.acl_allows(meta, access)
+        Write paths ask this before a caller replaces, deletes or restores a document: one it cannot
+        read must be treated exactly like one that does not exist."""
+        self._check_open()
+        live = self.backend.document_metadata(doc_id)
+        trashed = [d["metadata"] for d in self.backend.deleted_documents() if d["doc_id"] == doc_id]
+        metas = [m for m in (live, *trashed) if m is not None]
+        return bool(metas) and all(F.acl_allows(m, access) for m in metas)
 
     def list_documents(self) -> list[dict[str, Any]]:
         """One dict per document: doc_id, content_hash, n_chunks, metadata, updated_at."""
         self._check_open()
         return self.backend.list_documents()
 
-    def stats(self) -> dict[str, Any]:
-        """Counts and configuration, for the CLI and health checks."""
+    def stats(self, access: AccessScope | None = None) -> dict[str, Any]:
+        """Counts and configuration, for the CLI and health checks; a restricted `access` gets only the
+        counts of the documents it can read (no totals, paths or versions that reveal the others)."""
         self._check_open()
+        if access is not None and not access.unrestricted:
+            return index_stats.visible_report(
+                self.backend.list_documents(),
+                self.backend.deleted_documents(),
+                access,
+                embedding=embedder_name(self.embedder),
+            )
         counts = self.backend.stats()
         return index_stats.report(
             self.config,

@@ -6,7 +6,9 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
+from ragroute.tools.filters import acl_allows
 from ragroute.tools.index.config import IndexConfig
+from ragroute.tools.types import AccessScope
 from ragroute.tools.versions import family_of
 
 
@@ -61,4 +63,21 @@ def report(
         "sentence_vectors": counts["sentence_vectors"],
         "chroma_mode": config.chroma_mode,
         "collection": config.collection,
+    }
+
+
+def visible_report(
+    live: Iterable[dict[str, Any]],
+    trash: Iterable[dict[str, Any]],
+    access: AccessScope,
+    *,
+    embedding: str,
+) -> dict[str, Any]:
+    """The stats a restricted caller may see: its readable live and soft-deleted documents, their chunks."""
+    mine = [d for d in live if acl_allows(d.get("metadata") or {}, access)]
+    return {
+        "documents": len(mine),
+        "chunks": sum(int(d["n_chunks"]) for d in mine),
+        "soft_deleted": sum(1 for d in trash if acl_allows(d.get("metadata") or {}, access)),
+        "embedding": embedding,
     }
