@@ -152,7 +152,7 @@ def create_app(
     app.state.index = holder
     _add_error_handlers(app)
     _add_ask_routes(app, holder, settings)
-    add_health_routes(app, holder, path)
+    add_health_routes(app, holder)
     add_document_routes(app, holder, settings)
     app.add_middleware(
         GuardMiddleware,

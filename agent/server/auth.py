@@ -12,7 +12,7 @@ from typing import Any
 from ragroute.tools.errors import ConfigError
 from ragroute.tools.types import AccessScope
 
-IDENTITY_FIELDS = ("user", "groups", "clearance", "write", "unrestricted")
+IDENTITY_FIELDS = ("user", "groups", "clearance", "write", "unrestricted", "namespace")
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,12 @@ class Identity:
     clearance: int = 0
     write: bool = False  # may POST /ingest and DELETE /documents/{id}
     unrestricted: bool = False  # sees every document (trusted service keys)
+    namespace: str | None = None  # the doc-id prefix this key owns (default "<user>/"); see policy.py
+
+    @property
+    def owned_prefix(self) -> str:
+        """The doc-id prefix under which this caller creates documents (policy.may_write)."""
+        return self.namespace or f"{self.user}/"
 
     def scope(self) -> AccessScope | None:
         """The caller's AccessScope for index calls (None: unrestricted)."""
@@ -36,7 +42,9 @@ class Identity:
         return {"user_groups": list(self.groups), "clearance": self.clearance}
 
 
-ANONYMOUS = Identity(user="anonymous", write=True)
+# without API keys callers run as ANONYMOUS (read-only); `ragroute serve --allow-anonymous-writes` opts in
+ANONYMOUS = Identity(user="anonymous")
+ANONYMOUS_WRITER = Identity(user="anonymous", write=True)
 
 
 def _identity(key_hint: str, spec: Any) -> Identity:
@@ -54,15 +62,22 @@ def _identity(key_hint: str, spec: Any) -> Identity:
     clearance = spec.get("clearance", 0)
     if isinstance(clearance, bool) or not isinstance(clearance, int):
         raise ConfigError(f"{where}: clearance={clearance!r} must be an integer")
+    namespace = spec.get("namespace")
+    if namespace is not None and (not isinstance(namespace, str) or not namespace.strip()):
+        raise ConfigError(f"{where}: namespace={namespace!r} must be a non-empty doc-id prefix like 'eng/'")
     for flag in ("write", "unrestricted"):
         if not isinstance(spec.get(flag, False), bool):
             raise ConfigError(f"{where}: {flag}={spec.get(flag)!r} must be true or false")
+    if spec.get("write") and not spec.get("unrestricted") and not (spec.get("user") or namespace):
+        # the default namespace is "<user>/"; a key hint there would put part of the key into doc ids
+        raise ConfigError(f'{where}: a write key needs a "user" or a "namespace" (the doc-id prefix it owns)')
     return Identity(
         user=str(spec.get("user") or key_hint),
         groups=tuple(groups),
         clearance=clearance,
         write=bool(spec.get("write", False)),
         unrestricted=bool(spec.get("unrestricted", False)),
+        namespace=namespace,
     )
 
 
@@ -70,7 +85,8 @@ def load_api_keys(source: Mapping[str, Any] | str | None = None) -> dict[str, Id
     """API keys -> identities from a mapping, a JSON string, a JSON file path, or (None) the environment.
 
     The environment is RAGROUTE_API_KEYS (JSON) or RAGROUTE_API_KEYS_FILE (path to JSON). The JSON maps
-    each key to {"user": "alice", "groups": ["ops"], "clearance": 2, "write": false}."""
+    each key to {"user": "alice", "groups": ["ops"], "clearance": 2, "write": false}; a write key may
+    also name the doc-id prefix it owns, "namespace": "ops/" (default "<user>/")."""
     if source is None:
         if os.environ.get("RAGROUTE_API_KEYS"):
             source = os.environ["RAGROUTE_API_KEYS"]

@@ -1,7 +1,8 @@
 """What a caller may do: the run settings it may choose, the questions it may ask, the documents it may write.
 
 A request body can narrow but never widen what a caller sees: the server forces the index, the model
-and the caller's groups and clearance into every run, and a key writes only documents it can read.
+and the caller's groups and clearance into every run, and a key writes only documents it can read or
+ids it owns, so a document it cannot read looks exactly like a missing one (`may_write`).
 """
 
 from __future__ import annotations
@@ -102,16 +103,37 @@ def check_question_input(value: Any, max_chars: int, where: str = "input") -> No
 
 
 def write_refusal(identity: Identity, action: str) -> str | None:
-    """Why `identity` may not `action` ("ingest", "delete") at all; None when its key may write."""
+    """Why `identity` may not `action` ("ingest", "delete", "restore") at all; None when its key may write."""
     return None if identity.write else f"API key of {identity.user!r} may not {action}"
 
 
-def can_write(index: Any, doc_id: str, identity: Identity) -> bool:
-    """Whether `identity` may overwrite or delete `doc_id`: only a document it can read, or a new one."""
-    return bool(index.can_modify(doc_id, identity.scope()))
+def may_write(index: Any, doc_id: str, identity: Identity) -> bool:
+    """Whether `identity` may create, replace, delete or restore `doc_id`.
+
+    Doc ids are one global name space, so a hidden document occupies its id: accepting a write to a
+    missing id but refusing one to a hidden id is an existence oracle, and accepting both would overwrite
+    the hidden document. So a restricted key writes only where neither can happen:
+
+    - an id it can read (live or in the trash, whose ACL the trash keeps): visible, nothing to hide;
+    - an id under the prefix it owns (`Identity.owned_prefix`, "<user>/" unless the key names a
+      `namespace`): those ids are the key's own, so it may replace whatever is there;
+    - everything else, hidden and missing alike, is refused with one answer (`refused_write`).
+
+    An unrestricted key sees every document, so for it nothing is hidden and every id is writable."""
+    if identity.unrestricted or doc_id.startswith(identity.owned_prefix):
+        return True
+    return bool(index.can_read_document(doc_id, identity.scope()))
+
+
+def refused_write(doc_id: str, identity: Identity) -> str:
+    """The one refusal for an id `may_write` rejects: the same words whether it is hidden or missing."""
+    return (
+        f"this API key may not write doc_id {doc_id!r}: it may write documents it can read "
+        f"and new ones under {identity.owned_prefix!r}"
+    )
 
 
 def split_writable(index: Any, docs: list[Any], identity: Identity) -> tuple[list[Any], list[Document]]:
     """(allowed, denied): documents whose id the caller may not write are held back, the rest go through."""
-    denied_ids = {id(d) for d in docs if isinstance(d, Document) and not can_write(index, d.doc_id, identity)}
+    denied_ids = {id(d) for d in docs if isinstance(d, Document) and not may_write(index, d.doc_id, identity)}
     return [d for d in docs if id(d) not in denied_ids], [d for d in docs if id(d) in denied_ids]

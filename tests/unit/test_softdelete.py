@@ -197,15 +197,49 @@ async def test_server_soft_delete_and_stats(make_index: Any) -> None:
     from ragroute.server.app import create_app
 
     index = make_index()
-    writer = {"w-key-000000001": {"user": "wes", "groups": [], "clearance": 0, "write": True}}
-    app = create_app(index.path, writer, index=index, tracing=False)
+    keys = {
+        "w-key-000000001": {"user": "svc", "write": True, "unrestricted": True},
+        "r-key-000000002": {"user": "rita", "groups": ["eng"], "clearance": 1},
+    }
+    app = create_app(index.path, keys, index=index, tracing=False)
     headers = {"X-API-Key": "w-key-000000001"}
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
-        r = await client.delete("/documents/cats", params={"soft": "true"}, headers=headers)
+        r = await client.delete("/documents/cats", headers=headers)  # soft unless ?hard=true
         assert r.status_code == 200 and r.json() == {"deleted": "cats", "soft": True}
         r = await client.get("/stats", headers=headers)
         body = r.json()
         assert r.status_code == 200 and body["index"]["soft_deleted"] == 1
         assert set(body["cache"]) == {"embeddings", "retrieval", "responses"}
         assert (await client.get("/stats")).status_code == 401
-    assert index.restore_document("cats")
+        r = await client.post("/documents/cats/restore", headers=headers)
+        assert r.status_code == 200 and r.json() == {"restored": "cats"}
+        assert index.document_metadata("cats") is not None
+        r = await client.delete("/documents/cats", params={"hard": "true"}, headers=headers)
+        assert r.json() == {"deleted": "cats", "soft": False} and index.deleted_documents() == []
+        r = await client.post("/documents/cats/restore", headers=headers)
+        assert r.status_code == 404 and r.json() == {"detail": "no soft-deleted document with doc_id 'cats'"}
+        # a restricted key sees only its own counts: no totals, paths, versions or cache levels
+        r = await client.get("/stats", headers={"X-API-Key": "r-key-000000002"})
+        assert set(r.json()) == {"index"}
+        assert set(r.json()["index"]) == {"documents", "chunks", "soft_deleted", "embedding"}
+
+
+@pytest.mark.parametrize(
+    "params,hard",
+    [({}, False), ({"hard": "true"}, True), ({"soft": "false"}, True), ({"soft": "true"}, False)],
+)
+async def test_http_delete_is_soft_unless_asked(make_index: Any, params: dict, hard: bool) -> None:
+    import httpx
+    from ragroute.server.app import create_app
+
+    index = make_index()
+    keys = {"w-key-000000001": {"user": "svc", "write": True, "unrestricted": True}}
+    app = create_app(index.path, keys, index=index, tracing=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        r = await client.delete("/documents/cats", params=params, headers={"X-API-Key": "w-key-000000001"})
+        assert r.status_code == 200 and r.json() == {"deleted": "cats", "soft": not hard}
+        both = {"hard": "true", "soft": "true"}
+        r = await client.delete("/documents/auth", params=both, headers={"X-API-Key": "w-key-000000001"})
+        assert r.status_code == 422 and "contradict" in r.json()["detail"]
+    assert [d["doc_id"] for d in index.deleted_documents()] == ([] if hard else ["cats"])
+    assert index.document_metadata("auth") is not None
