@@ -201,7 +201,7 @@ async def test_redacting_server_redacts_ingested_documents(
 
     monkeypatch.delenv(KEY_ENV, raising=False)
     index = make_index(empty=True)
-    keys = {"w-key-000000001": {"user": "wes", "groups": [], "clearance": 0, "write": True}}
+    keys = {"w-key-000000001": {"user": "wes", "write": True, "unrestricted": True}}
     app = create_app(index.path, keys, index=index, tracing=False, redact_pii=True)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         r = await client.post(
