@@ -39,7 +39,7 @@ READER = "load-reader-key-01"
 WRITER = "load-writer-key-02"
 KEYS = {
     READER: {"user": "reader", "groups": ["eng"], "clearance": 1},
-    WRITER: {"user": "writer", "groups": [], "clearance": 0, "write": True},
+    WRITER: {"user": "writer", "write": True, "unrestricted": True},  # creates ids of its choosing
 }
 QUESTIONS = [
     "What is the maximum lifetime of an API token?",
