@@ -4,31 +4,51 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any, cast
+import dataclasses
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, TypeAlias, cast
 
 from langgraph.types import StreamMode
-from ragroute.context import Context
+from ragroute.context import Context, check_llm_provider
 from ragroute.runtime import caching
 from ragroute.runtime.providers import Providers, using
 from ragroute.runtime.sync import run_sync
 from ragroute.runtime.tracing import traced_config
 from ragroute.state import InputState, OutputState
-from ragroute.tools.errors import InputError
+from ragroute.tools.errors import ConfigError, InputError
 from ragroute.tools.pii import redact_query
 from ragroute.workflow import build_graph, graph
 
 OUTPUT_KEYS = tuple(OutputState.__annotations__)
 
 
-def _inputs(question: str, overrides: dict[str, Any]) -> tuple[dict[str, Any], Context]:
+ContextLike: TypeAlias = Context | Mapping[str, Any] | None  # a Context, or its fields as a dict
+
+
+def _context(context: ContextLike, overrides: dict[str, Any], providers: Providers | None) -> Context:
+    """`context` (a Context or its fields as a dict) with keyword overrides on top, validated."""
+    if isinstance(context, Context):
+        base = {f.name: getattr(context, f.name) for f in dataclasses.fields(Context)}
+    elif context is None or isinstance(context, Mapping):
+        base = dict(context or {})
+    else:
+        raise ConfigError(f"context must be a Context or a dict of its fields, got {type(context).__name__}")
+    ctx = Context.from_dict({**base, **overrides})
+    if providers is None or providers.chat_model is None:  # a bound model may carry any name
+        check_llm_provider(ctx.llm)
+    return ctx
+
+
+def _inputs(
+    question: str, context: ContextLike, overrides: dict[str, Any], providers: Providers | None
+) -> tuple[dict[str, Any], Context]:
     if not isinstance(question, str) or not question.strip():
         raise InputError("question must be a non-empty string")
     try:
         question.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate: the tokenizers would raise TypeError deep in the graph
         raise InputError("question is not valid unicode (it contains a lone surrogate)") from None
-    ctx = Context.from_dict(overrides)
+    ctx = _context(context, overrides, providers)
     question = question.strip()
     if ctx.redact_query_pii:  # before retrieval, models and traces see it
         question = redact_query(question)
@@ -40,18 +60,25 @@ def _shape(result: dict[str, Any]) -> dict[str, Any]:
     return {key: result.get(key) for key in OUTPUT_KEYS}
 
 
-def ask(question: str, *, providers: Providers | None = None, **overrides: Any) -> dict[str, Any]:
-    """Answer `question` synchronously; keyword arguments override Context fields (index_dir, llm, ...);
-    `providers`: ready-made objects this run uses instead of building them from those strings.
+def ask(
+    question: str, *, context: ContextLike = None, providers: Providers | None = None, **overrides: Any
+) -> dict[str, Any]:
+    """Answer `question` synchronously. `context`: a Context or a dict of its fields; keyword arguments
+    override single fields (index_dir, llm, user_groups, all_access, ...). Without user_groups, clearance
+    or all_access=True only public documents are searched. `providers`: ready-made objects this run uses
+    instead of building them from those strings.
 
     Works inside a running event loop too (a notebook): `aask` runs on ragroute's background loop."""
-    _inputs(question, overrides)  # validate in the caller's thread: clear errors before any run starts
-    return run_sync(aask(question, providers=providers, **overrides))
+    # validate in the caller's thread: clear errors before any run starts
+    _inputs(question, context, overrides, providers)
+    return run_sync(aask(question, context=context, providers=providers, **overrides))
 
 
-async def aask(question: str, *, providers: Providers | None = None, **overrides: Any) -> dict[str, Any]:
+async def aask(
+    question: str, *, context: ContextLike = None, providers: Providers | None = None, **overrides: Any
+) -> dict[str, Any]:
     """Async `ask`."""
-    inputs, ctx = _inputs(question, overrides)
+    inputs, ctx = _inputs(question, context, overrides, providers)
 
     async def run(values: dict[str, Any]) -> dict[str, Any]:
         state = cast(InputState, values)
@@ -63,11 +90,11 @@ async def aask(question: str, *, providers: Providers | None = None, **overrides
 
 
 async def astream(
-    question: str, *, providers: Providers | None = None, **overrides: Any
+    question: str, *, context: ContextLike = None, providers: Providers | None = None, **overrides: Any
 ) -> AsyncIterator[dict[str, Any]]:
     """Stream the run: {"type": "update", "node", "data"}, {"type": "token", "text"} while an LLM writes the
     answer, and finally {"type": "result", "data": output dict}."""
-    inputs, ctx = _inputs(question, overrides)
+    inputs, ctx = _inputs(question, context, overrides, providers)
     final: dict[str, Any] = {}
     modes: list[StreamMode] = ["updates", "messages", "values"]
     # a generator cannot hold a binding across its yields (the consumer's code would see it): the nodes of

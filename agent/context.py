@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import functools
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,8 +35,11 @@ class Context:
     rrf_k: int = 60
     weights: dict[str, float] | None = None  # {"dense": w, "bm25": w}; None: index defaults
     filters: dict[str, Any] | None = None  # Mongo-style metadata filter applied to every retrieval
-    user_groups: list[str] | None = None  # ACL groups of the caller; None with clearance None: unrestricted
+    # the caller's access scope: ACL groups and clearance; neither set means public documents only (those
+    # without access_groups and with security_level 0); every document needs the explicit all_access=True
+    user_groups: list[str] | None = None
     clearance: int | None = None
+    all_access: bool = False
     freshness_half_life_days: dict[str, float] | None = None  # per doc_type ("*" = default); None: off
     stale_after_days: int = 365  # mention dates of sources older than this
     faithfulness_threshold: float = 0.5
@@ -53,6 +59,12 @@ class Context:
     prefer_latest_version: bool = True  # drop older versions of a document family unless asked for
     redact_query_pii: bool = False  # replace PII in the question before retrieval, models and traces
     extra: dict[str, Any] = field(default_factory=dict)  # free-form, ignored by the graph
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Context:
+        # LangGraph builds the context from a dict as Context(**values): an unknown key must be a
+        # ConfigError naming it, not the TypeError of the generated __init__
+        cls.check_keys(kwargs)
+        return super().__new__(cls)
 
     def __post_init__(self) -> None:
         for name in (
@@ -100,9 +112,14 @@ class Context:
             isinstance(self.clearance, bool) or not isinstance(self.clearance, int)
         ):
             raise ConfigError(f"clearance={self.clearance!r} must be an integer")
-        for name in ("cache", "prefer_latest_version", "redact_query_pii"):
+        for name in ("cache", "prefer_latest_version", "redact_query_pii", "all_access"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}={getattr(self, name)!r} must be true or false")
+        if self.all_access and (self.user_groups is not None or self.clearance is not None):
+            raise ConfigError(
+                "all_access=True reads every document; it cannot be combined with"
+                f" user_groups={self.user_groups!r} / clearance={self.clearance!r}"
+            )
         if (
             isinstance(self.cache_ttl_s, bool)
             or not isinstance(self.cache_ttl_s, int | float)
@@ -135,13 +152,79 @@ class Context:
         return {f.name for f in dataclasses.fields(cls)}
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any] | None, *, ignore_unknown: bool = False) -> Context:
-        """Build from a JSON dict; unknown keys are an error unless `ignore_unknown`."""
+    def check_keys(cls, values: Mapping[str, Any]) -> None:
+        """Raise ConfigError naming every key of `values` that is not a Context field, with the options."""
+        names = cls.field_names()
+        unknown = sorted(str(k) for k in values if k not in names)
+        if not unknown:
+            return
+        named = [
+            f"{k!r}" + (f" (did you mean {m[0]!r}?)" if (m := _close_field(k, names)) else "")
+            for k in unknown
+        ]
+        raise ConfigError(
+            f"unknown setting{'s' if len(unknown) > 1 else ''} {', '.join(named)};"
+            f" options: {', '.join(sorted(names))}"
+        )
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None, *, ignore_unknown: bool = False) -> Context:
+        """Build from a JSON dict; unknown keys are a ConfigError unless `ignore_unknown`."""
         values = dict(values or {})
-        unknown = set(values) - cls.field_names()
-        if unknown and not ignore_unknown:
-            raise ConfigError(f"unknown setting(s) {sorted(unknown)}; options: {sorted(cls.field_names())}")
+        if not ignore_unknown:
+            cls.check_keys(values)
         return cls(**{k: v for k, v in values.items() if k in cls.field_names()})
+
+    @classmethod
+    def from_configurable(cls, configurable: Mapping[str, Any] | None) -> Context:
+        """Build from `config["configurable"]`, a namespace LangGraph, its server and a parent graph share:
+        their keys are ignored, but a near miss of a Context field ("k_simpel") is a ConfigError."""
+        values = dict(configurable or {})
+        names = cls.field_names()
+        typos = {k: v for k, v in values.items() if k not in names and _close_field(k, names)}
+        cls.check_keys(typos)
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def check_llm_provider(spec: str | None) -> None:
+    """Raise ConfigError when the "provider:model" `spec` names a provider LangChain's init_chat_model does
+    not know. Not part of Context validation: a run with a bound chat model (Providers) may name it freely."""
+    if spec is None:
+        return
+    provider = spec.partition(":")[0]
+    known = llm_providers()
+    if known and provider not in known:
+        raise ConfigError(
+            f"llm={spec!r}: unknown provider {provider!r}; options: {', '.join(known)}"
+            " (a local OpenAI-compatible server: 'openai:MODEL' with OPENAI_BASE_URL)"
+        )
+
+
+_RUNNABLE_CONFIG_KEYS = frozenset(
+    (
+        "configurable",
+        "callbacks",
+        "tags",
+        "metadata",
+        "run_name",
+        "run_id",
+        "recursion_limit",
+        "max_concurrency",
+    )
+)
+
+
+def _close_field(key: str, names: set[str]) -> list[str]:
+    return difflib.get_close_matches(str(key), sorted(names), n=1, cutoff=0.8)
+
+
+@functools.cache
+def llm_providers() -> tuple[str, ...]:
+    """The provider prefixes LangChain's init_chat_model accepts (empty when it does not list them)."""
+    from langchain.chat_models import base  # third party, loaded on first use: ~0.5 s
+
+    known = getattr(base, "_BUILTIN_PROVIDERS", None)  # private: checked, never relied on
+    return tuple(sorted(known)) if isinstance(known, dict) else ()
 
 
 def context_of(runtime_or_config: Any = None) -> Context:
@@ -151,16 +234,17 @@ def context_of(runtime_or_config: Any = None) -> Context:
     if isinstance(ctx, Context):
         return ctx
     if isinstance(ctx, dict):
-        return Context.from_dict(ctx, ignore_unknown=True)
+        return Context.from_dict(ctx)
     if isinstance(source, Context):
         return source
-    if isinstance(source, dict):
-        configurable = source.get("configurable", source)
-        return Context.from_dict(configurable, ignore_unknown=True)
+    if isinstance(source, dict):  # a RunnableConfig, or the context's own fields
+        if _RUNNABLE_CONFIG_KEYS.intersection(source):
+            return Context.from_configurable(source.get("configurable"))
+        return Context.from_dict(source)
     try:
         from langgraph.config import get_config
 
         config = get_config()
     except RuntimeError:  # called outside a graph run: defaults
         return Context()
-    return Context.from_dict(config.get("configurable", {}), ignore_unknown=True)
+    return Context.from_configurable(config.get("configurable", {}))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+from ragroute.context import check_llm_provider
 from ragroute.runtime import embedding_cache
 from ragroute.tools import rerankers as rr
 from ragroute.tools.cache import embedding_key
@@ -170,6 +171,7 @@ def chat_model(spec: str) -> Any:
     with _lock:
         if spec in _chat_models:
             return _chat_models[spec]
+    check_llm_provider(spec)
     provider, _, model_name = spec.partition(":")
     kwargs: dict[str, Any] = {}
     if provider == "openai" and os.environ.get("OPENAI_BASE_URL"):
@@ -180,11 +182,20 @@ def chat_model(spec: str) -> Any:
 
         model = init_chat_model(model_name, model_provider=provider, temperature=0, **kwargs)
     except ImportError as exc:
-        raise ProviderError(spec, f"missing package for provider {provider!r}: {exc}") from exc
+        raise ProviderError(spec, f"missing package for provider {provider!r}: {_first_line(exc)}") from exc
     except ValueError as exc:
-        raise ConfigError(f"llm={spec!r} is not usable: {exc}") from exc
+        raise ConfigError(f"llm={spec!r} is not usable: {_first_line(exc)}") from exc
+    except Exception as exc:  # the vendor client refused its settings: a missing API key, a bad base URL
+        hint = "; set OPENAI_API_KEY, or OPENAI_BASE_URL for a local server" if provider == "openai" else ""
+        raise ProviderError(
+            spec, f"cannot be set up: {type(exc).__name__}: {_first_line(exc)}{hint}"
+        ) from exc
     with _lock:
         return _chat_models.setdefault(spec, model)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:300]
 
 
 def cost_usd(spec: str | None, prompt_tokens: int, completion_tokens: int) -> float:

@@ -38,8 +38,8 @@ class Identity:
     def configurable(self) -> dict[str, Any]:
         """The access fields forced into the run's configurable."""
         if self.unrestricted:
-            return {"user_groups": None, "clearance": None}
-        return {"user_groups": list(self.groups), "clearance": self.clearance}
+            return {"user_groups": None, "clearance": None, "all_access": True}
+        return {"user_groups": list(self.groups), "clearance": self.clearance, "all_access": False}
 
 
 # without API keys callers run as ANONYMOUS (read-only); `ragroute serve --allow-anonymous-writes` opts in

@@ -70,7 +70,8 @@ def server_configurable(
     client: Mapping[str, Any] | None, identity: Identity, settings: ServerSettings
 ) -> dict[str, Any]:
     """The configurable a run actually gets: the client's allowed knobs, then the server's forced fields."""
-    values = {k: v for k, v in dict(client or {}).items() if k in Context.field_names()}
+    values = dict(client or {})
+    Context.check_keys(values)  # an unknown key is a 422 naming it and the options, never dropped
     defaults = Context()
     # langserve fills every Context field; only non-default values count as the client's choices
     chosen = {k: v for k, v in values.items() if k not in SERVER_KEYS and v != getattr(defaults, k)}
