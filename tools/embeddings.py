@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import json
 import os
 import threading
 from collections.abc import Sequence
@@ -66,27 +67,42 @@ def resolve_precision(precision: str | None = None) -> str:
 
 
 class SentenceTransformerEmbedder:
-    """A local sentence-transformers model, loaded once, producing L2-normalized embeddings."""
+    """A local sentence-transformers model producing L2-normalized embeddings, loaded on its first use (so
+    opening an index for stats or deletes never imports torch)."""
 
     def __init__(self, model_path: str, *, name: str | None = None, batch_size: int = BATCH_SIZE) -> None:
         if not os.path.isdir(model_path):
             raise ConfigError(f"embedding model directory not found: {model_path!r}")
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-        from sentence_transformers import SentenceTransformer
-
+        self.model_path = model_path
         self.name = name or f"hf:{model_path}"
         self.batch_size = batch_size
-        self._model = SentenceTransformer(model_path, device="cpu")
         self.precision = resolve_precision()
+        self._loaded: Any = None
+        self._load_lock = threading.Lock()
         # torch modules are not guaranteed thread-safe for concurrent forward passes on one model
         self._lock = threading.Lock()
 
     @property
+    def _model(self) -> Any:
+        """The SentenceTransformer, loaded (once, thread-safely) on first use."""
+        if self._loaded is None:
+            with self._load_lock:  # not self._lock: the forward passes read this under it
+                if self._loaded is None:
+                    from sentence_transformers import SentenceTransformer  # heavy: torch, transformers
+
+                    self._loaded = SentenceTransformer(self.model_path, device="cpu")
+        return self._loaded
+
+    @property
     def dimension(self) -> int:
-        """Length of the produced vectors."""
-        dim = self._model.get_sentence_embedding_dimension()
-        return int(dim) if dim is not None else len(self.embed_query("x"))
+        """Length of the produced vectors, read from the model's files when they say it (no model load)."""
+        dim = _dimension_from_files(self.model_path)
+        if dim is None:
+            found = self._model.get_sentence_embedding_dimension()
+            dim = int(found) if found is not None else len(self.embed_query("x"))
+        return dim
 
     def _encode(self, texts: Sequence[str]) -> Any:
         import torch
@@ -161,6 +177,33 @@ class SentenceTransformerEmbedder:
     def embed_query(self, text: str) -> list[float]:
         """Embed one query."""
         return self._encode([text])[0].tolist()
+
+
+def _dimension_from_files(model_path: str) -> int | None:
+    """The output size a sentence-transformers folder declares: its last Dense layer's out_features, else
+    its Pooling layer's word_embedding_dimension times the pooled modes; None when it does not say."""
+    try:
+        with open(os.path.join(model_path, "modules.json"), encoding="utf-8") as f:
+            modules = json.load(f)
+        dim = None
+        for module in modules:
+            kind = str(module.get("type", "")).rsplit(".", 1)[-1]
+            if kind not in ("Pooling", "Dense", "Normalize"):
+                if kind != "Transformer":
+                    return None  # a layer whose output size we cannot read
+                continue
+            if kind == "Normalize":
+                continue
+            with open(os.path.join(model_path, module["path"], "config.json"), encoding="utf-8") as f:
+                cfg = json.load(f)
+            if kind == "Dense":
+                dim = int(cfg["out_features"])
+            else:
+                modes = [k for k, v in cfg.items() if k.startswith("pooling_mode_") and v is True]
+                dim = int(cfg["word_embedding_dimension"]) * max(1, len(modes))
+        return dim
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 class LangChainEmbedder:
