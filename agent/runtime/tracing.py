@@ -11,6 +11,8 @@ The handler adds to the node spans what the generic LangChain integration cannot
 - rerank: k, reranker, doc ids and scores of the kept documents
 - generate / verify: generator, token usage and cost, faithfulness
 - the root span: tag `route:<route>`, usage and cost totals, and a `faithfulness` Langfuse score.
+Span inputs and outputs are `views.summary` of the state (the question, the answer, ids, scores, counts),
+never the full state, and span metadata carries no LangGraph bookkeeping: a traced question stays small.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from langgraph.types import Send
 from ragroute.runtime import providers
 from ragroute.runtime.caching import run_stats
 from ragroute.runtime.scope import access_of, combined_filters
+from ragroute.runtime.views import hits_summary, public_metadata, public_tags, summary, unwrap
 from ragroute.tools.pii import redact_query
 
 log = logging.getLogger("ragroute.runtime.tracing")
@@ -91,21 +94,6 @@ def shutdown() -> None:
         log.debug("langfuse shutdown failed: %s", exc)
 
 
-def _round(x: Any) -> float:
-    try:
-        return round(float(x), 4)
-    except (TypeError, ValueError):
-        return 0.0
-
-
-def _hits_summary(hits: list[dict], score_key: str = "score") -> dict[str, Any]:
-    return {
-        "doc_ids": [h.get("doc_id", "") for h in hits],
-        "chunk_ids": [h.get("chunk_id", "") for h in hits],
-        "scores": [_round(h.get(score_key, h.get("score"))) for h in hits],
-    }
-
-
 @functools.cache
 def handler_class() -> type:
     """`RagrouteCallbackHandler`: Langfuse's LangChain handler plus ragroute's node attributes, route tag and
@@ -134,17 +122,17 @@ def handler_class() -> type:
             metadata: dict[str, Any] | None = None,
             **kwargs: Any,
         ) -> Any:
-            """Start the span; remember which graph node (if any) this run is."""
+            """Start the span (input summarized); remember which graph node (if any) this run is."""
             if self._private():
                 inputs = _redacted(inputs)
             result = super().on_chain_start(
                 serialized,
-                inputs,
+                summary(inputs, detail=False),
                 run_id=run_id,
                 parent_run_id=parent_run_id,
-                tags=tags,
-                metadata=metadata,
-                **kwargs,
+                tags=public_tags(tags),
+                metadata=public_metadata(metadata),
+                **_trimmed(kwargs),
             )
             try:
                 if parent_run_id is None:
@@ -173,7 +161,13 @@ def handler_class() -> type:
                     self._annotate_root(run_id, outputs, self._roots.pop(run_id))
             except Exception as exc:
                 log.debug("trace annotation failed: %s", exc)
-            return super().on_chain_end(outputs, run_id=run_id, parent_run_id=parent_run_id, **kwargs)
+            return super().on_chain_end(
+                summary(outputs), run_id=run_id, parent_run_id=parent_run_id, **_trimmed(kwargs)
+            )
+
+        def on_chain_error(self, error: BaseException, **kwargs: Any) -> Any:
+            """End the span as failed (its input summarized)."""
+            return super().on_chain_error(error, **_trimmed(kwargs))
 
         def on_llm_end(
             self, response: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
@@ -200,13 +194,13 @@ def handler_class() -> type:
             """Start the generation span (with PII replaced in the prompt messages when redacting)."""
             if self._private():
                 messages = _redacted(messages)
-            return super().on_chat_model_start(serialized, messages, **kwargs)
+            return super().on_chat_model_start(serialized, messages, **_trimmed(kwargs))
 
         def on_llm_start(self, serialized: Any, prompts: Any, **kwargs: Any) -> Any:
             """Start the generation span (with PII replaced in the prompts when redacting)."""
             if self._private():
                 prompts = _redacted(prompts)
-            return super().on_llm_start(serialized, prompts, **kwargs)
+            return super().on_llm_start(serialized, prompts, **_trimmed(kwargs))
 
         def _take_root_trace_context(self, *, inputs: Any, metadata: dict[str, Any] | None) -> Any:
             """Give each question its own trace, even inside a non-Langfuse span (FastAPI's request)."""
@@ -224,6 +218,7 @@ def handler_class() -> type:
             obs = self._runs.get(run_id)
             if obs is None or not isinstance(outputs, dict):
                 return
+            outputs = {key: unwrap(value) for key, value in outputs.items()}  # Overwrite(...) -> value
             state = self._get_run_state(run_id)
             summary = self._roots.get(state.root_run_id, {}) if state is not None else {}
             summary.setdefault("usage", {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0})
@@ -242,7 +237,7 @@ def handler_class() -> type:
             elif node == "rerank":
                 docs = outputs.get("documents") or []
                 meta.update(k=outputs.get("k"), candidates=len(outputs.get("ranked") or []))
-                meta.update(_hits_summary(docs, "rerank_score"))
+                meta.update(hits_summary(docs, "rerank_score"))
                 for note in outputs.get("trace") or []:
                     if note.get("node") == "rerank":
                         meta.update(reranker=note.get("reranker"), k_reason=note.get("k_reason"))
@@ -279,7 +274,7 @@ def handler_class() -> type:
                 "query": task.get("query"),
                 "purpose": task.get("purpose"),
                 "hits": len(hits),
-                **_hits_summary(hits),
+                **hits_summary(hits),
             }
             ctx = self._ctx
             if ctx is not None:
@@ -328,6 +323,18 @@ def __getattr__(name: str) -> Any:
     if name == "RagrouteCallbackHandler":
         return handler_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _trimmed(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Callback kwargs with a summarized `inputs` and without LangGraph's metadata and step tags."""
+    out = dict(kwargs)
+    if "inputs" in out:
+        out["inputs"] = summary(out["inputs"], detail=False)
+    if "metadata" in out:
+        out["metadata"] = public_metadata(out["metadata"])
+    if "tags" in out:
+        out["tags"] = public_tags(out["tags"])
+    return out
 
 
 def _redacted(obj: Any, depth: int = 0) -> Any:

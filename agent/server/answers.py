@@ -1,7 +1,9 @@
-"""The /ask runnable: the graph behind the response cache, and a serializer for its streamed events."""
+"""The /ask runnable: the graph behind the response cache, streaming only what a caller may see, and a
+serializer for its streamed events."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -11,22 +13,20 @@ from pydantic import BaseModel
 from ragroute.context import context_of
 from ragroute.runtime import caching
 from ragroute.runtime.providers import Providers, using
+from ragroute.runtime.views import public, public_metadata, public_tags
 
 
 def _json_default(obj: Any) -> Any:
-    """JSON for objects langserve's serializer does not know (LangGraph `Send` in stream events)."""
+    """JSON for objects langserve's serializer does not know."""
     if isinstance(obj, BaseModel):
         return obj.model_dump()
-    node, arg = getattr(obj, "node", None), getattr(obj, "arg", None)
-    if node is not None and type(obj).__name__ == "Send":
-        return {"send": node, "arg": arg}
     if isinstance(obj, set | frozenset | tuple):
         return list(obj)
     return repr(obj)
 
 
 class Serializer(WellKnownLCSerializer):
-    """langserve's serializer, tolerant of LangGraph control objects in streamed events."""
+    """langserve's serializer, tolerant of objects it does not know in streamed events."""
 
     def dumps(self, obj: Any) -> bytes:
         return orjson.dumps(obj, default=_json_default)
@@ -52,6 +52,28 @@ class CachedAnswers(RunnableBinding):  # type: ignore[type-arg]
 
         with using(self.providers):
             return await caching.answer(dict(input), ctx, run)
+
+    async def astream(self, input: Any, config: Any = None, **kwargs: Any) -> AsyncIterator[Any]:  # noqa: A002
+        """The graph's chunks ({node: update}), each update cut to its public fields (`views.public`)."""
+        async for chunk in RunnableBinding.astream(self, input, config, **kwargs):
+            yield public(chunk)
+
+    def astream_events(self, input: Any, config: Any = None, **kwargs: Any) -> Any:  # noqa: A002
+        """The graph's events with public payloads, and no LangGraph bookkeeping in metadata or tags."""
+        events = RunnableBinding.astream_events(self, input, config, **kwargs)
+        return _public_events(events) if hasattr(events, "__aiter__") else events
+
+
+async def _public_events(events: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """Each stream event with `views.public` payloads and without LangGraph's metadata and step tags."""
+    async for event in events:
+        shown = dict(event)
+        shown["data"] = public(event.get("data", {}))
+        if "metadata" in event:
+            shown["metadata"] = public_metadata(event["metadata"])
+        if "tags" in event:
+            shown["tags"] = public_tags(event["tags"])
+        yield shown
 
 
 def cached_answers(runnable: Any, providers: Providers | None = None) -> Any:

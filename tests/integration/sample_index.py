@@ -1,8 +1,10 @@
 """Shared by the server, Studio and Langfuse tests: the bundled sample corpus ingested into a fresh index,
-and small helpers for starting local servers on a free loopback port."""
+and small helpers for starting local servers on a free loopback port and for checking that a response or
+a trace carries no LangGraph internals."""
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from pathlib import Path
@@ -52,3 +54,20 @@ def wait_http(url: str, timeout: float = 60.0, proc: Any = None) -> None:
             last = str(exc)
         time.sleep(0.2)
     raise TimeoutError(f"{url} not up after {timeout}s: {last}")
+
+
+# LangGraph bookkeeping that must never reach a caller or a trace: control objects (Overwrite), Pregel
+# task paths and triggers, checkpoint namespaces, LangChain's step tags
+LANGGRAPH_INTERNALS = re.compile(
+    r"__overwrite__|__pregel|checkpoint_ns|langgraph_triggers|langgraph_path|branch:to:|(graph|seq):step:\d"
+)
+PUBLIC_CHUNK_TEXT = "A token is shown once at creation"  # authentication.md's chunk text, never in an answer
+
+
+def assert_no_internals(text: str) -> None:
+    """`text` (a response body, a span's attributes) names no LangGraph internals and no hit's full text."""
+    found = LANGGRAPH_INTERNALS.search(text)
+    assert found is None, (
+        f"LangGraph internal {found.group(0)!r} in {text[max(0, found.start() - 200) : found.end() + 50]!r}"
+    )
+    assert PUBLIC_CHUNK_TEXT not in text, "a hit's chunk text was sent"

@@ -1,6 +1,7 @@
 """Langfuse tracing end to end: the real SDK (configured only through LANGFUSE_* env vars) exports OTLP/HTTP
 protobuf to a local endpoint standing in for Langfuse; we decode it with opentelemetry-proto and check the
-trace tree, the attributes ragroute adds, Basic auth, the faithfulness score, and that a Langfuse that is
+trace tree, the attributes ragroute adds, Basic auth, the faithfulness score, the size of a traced question
+(spans summarize the state, never carry all of it or LangGraph's internals), and that a Langfuse that is
 down never fails a query."""
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from tests.integration.sample_index import (
     PUBLIC_QUESTION,
     RUNBOOK_DOC,
     RUNBOOK_QUESTION,
+    assert_no_internals,
     free_port,
     ingest_sample,
 )
@@ -34,6 +36,7 @@ pytestmark = pytest.mark.integration
 
 OTLP_PATH = "/api/public/otel/v1/traces"
 NODES = ["classify", "retrieve", "rerank", "prune", "generate", "verify", "finalize"]
+MAX_TRACE_BYTES = 50_000  # everything sent to Langfuse for one question (before: 250 KB - 1 MB)
 
 
 class Recorder(BaseHTTPRequestHandler):
@@ -146,6 +149,19 @@ def meta(span: dict, key: str) -> Any:
     return json.loads(span["attrs"][f"langfuse.observation.metadata.{key}"])
 
 
+def io(span: dict, key: str) -> Any:
+    """A span's input or output as Langfuse shows it."""
+    return json.loads(span["attrs"][f"langfuse.observation.{key}"])
+
+
+def check_lean(received: list[dict]) -> None:
+    """Under MAX_TRACE_BYTES in all, no span attribute with LangGraph internals or a hit's text."""
+    total = sum(len(r["body"]) for r in received)
+    assert total < MAX_TRACE_BYTES, total
+    for span in decode_spans(received):
+        assert_no_internals(json.dumps(span["attrs"], default=str))
+
+
 def check_tree(spans: list[dict], route: str) -> tuple[dict, dict[str, dict]]:
     """Exactly one root, one span per node that ran (children of the root), all in one trace."""
     ids = {s["span_id"] for s in spans}
@@ -192,10 +208,12 @@ async def test_aask_exports_the_trace_tree_with_basic_auth(
     assert root["attrs"]["user.id"] == "alice" and root["attrs"]["session.id"] == "chat-1"
     retrieve = node["retrieve"]
     assert meta(retrieve, "filters") == {"doc_type": "technical"}
-    assert meta(retrieve, "access") == "unrestricted" and meta(retrieve, "k") == 30
+    # the default scope: public documents only (every document needs all_access=True)
+    assert meta(retrieve, "access") == {"groups": [], "clearance": 0} and meta(retrieve, "k") == 30
     assert "authentication.md" in meta(retrieve, "doc_ids")
     assert len(meta(retrieve, "scores")) == len(meta(retrieve, "doc_ids"))
     assert meta(node["rerank"], "k") == out["k"]
+    check_lean(received)
     assert meta(node["verify"], "faithfulness") == out["faithfulness"]
     assert meta(root, "usage") == out["usage"]
 
@@ -228,6 +246,33 @@ async def test_server_runs_are_traced_with_the_callers_identity(
     assert root["attrs"]["user.id"] == "olga" and root["attrs"]["session.id"] == "ticket-9"
     assert meta(node["retrieve"], "access") == {"groups": ["ops"], "clearance": 2}
     assert RUNBOOK_DOC in meta(node["rerank"], "doc_ids")
+    check_lean(received)
+
+
+@pytest.mark.parametrize("route", ["simple", "expand", "multihop"])
+async def test_a_traced_question_is_small_and_its_spans_summarize_the_state(
+    bound: Providers, langfuse_endpoint: tuple[str, list[dict]], monkeypatch: pytest.MonkeyPatch, route: str
+) -> None:
+    base_url, received = langfuse_endpoint
+    use_langfuse(monkeypatch, base_url)
+    out = await aask(PUBLIC_QUESTION, providers=bound, route=route)
+    tracing.flush()
+    check_lean(received)
+
+    spans = decode_spans(received)
+    root = next(s for s in spans if s["attrs"].get("langfuse.trace.name") == "ragroute" and not s["parent"])
+    assert io(root, "input") == {"question": PUBLIC_QUESTION}
+    assert io(root, "output")["answer"] == out["answer"]
+    by_name = {s["name"]: s for s in spans}
+    # a node's output: what it produced, hit lists as counts, chunk ids and scores (no text)
+    candidates = io(by_name["retrieve"], "output")["candidates"]
+    assert candidates["count"] == len(candidates["chunk_ids"]) == len(candidates["scores"]) > 0
+    assert io(by_name["classify"], "output")["usage"] == {}  # an Overwrite(...) shown as its value
+    # a node's input: the question and scalars, lists as counts
+    generate_in = io(by_name["generate"], "input")
+    assert generate_in["question"] == PUBLIC_QUESTION and generate_in["route"] == route
+    assert generate_in["sources"] == {"count": len(out["contexts"])}
+    assert io(by_name["finalize"], "output")["citations"] == out["citations"]
 
 
 async def test_a_down_langfuse_never_fails_a_query(
