@@ -1,7 +1,11 @@
 """The `ragroute` CLI: ingest, search, ask, delete, restore, purge, stats, quickstart, eval, serve.
 
 Command handlers import the index, the ingestion pipeline and the graph when they run, so that
-`ragroute --help` and argument errors answer without loading numpy, Chroma or LangGraph.
+`ragroute --help` and argument errors answer without loading numpy, Chroma or LangGraph; the embedding
+model (torch) loads only in the commands that embed (ingest, search, ask, quickstart).
+
+Access scope: `search` and `ask` read public documents only unless given --groups/--clearance or
+--all-access; they name the scope they used on stderr.
 """
 
 from __future__ import annotations
@@ -14,12 +18,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ragroute.context import Context, check_llm_provider
 from ragroute.evals.cli import register as register_eval
+from ragroute.runtime.scope import access_of, describe_scope
 from ragroute.server.serve import register as register_serve
 from ragroute.tools.errors import InputError, RagrouteError
+from ragroute.tools.filters import parse_filter
 from ragroute.tools.loaders import sample_corpus_dir
 from ragroute.tools.metadata import parse_meta_args
-from ragroute.tools.types import AccessScope
 
 DEFAULT_INDEX_DIR = Path.home() / ".ragroute" / "index"
 QUICKSTART_QUESTION = "What is the maximum lifetime of an API token?"
@@ -43,6 +49,7 @@ def _parse_filter(raw: str | None) -> dict[str, Any] | None:
         raise InputError(f"--filter is not valid JSON ({exc.msg} at char {exc.pos}): {raw!r}") from None
     if not isinstance(value, dict):
         raise InputError(f"--filter must be a JSON object, got {raw!r}")
+    parse_filter(value)  # operators and operands checked now, before any index or model is loaded
     return value
 
 
@@ -52,12 +59,23 @@ def _parse_groups(raw: str | None) -> list[str] | None:
     return [g.strip() for g in raw.split(",") if g.strip()]
 
 
-def _access(args: argparse.Namespace) -> AccessScope | None:
+def _scope_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The caller's access scope as Context fields (none given: public documents only)."""
+    fields: dict[str, Any] = {}
     groups = _parse_groups(getattr(args, "groups", None))
-    clearance = getattr(args, "clearance", None)
-    if groups is None and clearance is None:
-        return None
-    return AccessScope(groups=groups or [], clearance=clearance if clearance is not None else 0)
+    if groups is not None:
+        fields["user_groups"] = groups
+    if getattr(args, "clearance", None) is not None:
+        fields["clearance"] = args.clearance
+    if getattr(args, "all_access", False):
+        if fields:
+            raise InputError("--all-access reads every document; drop --groups/--clearance")
+        fields["all_access"] = True
+    return fields
+
+
+def _say_scope(ctx: Context) -> None:
+    print(f"scope: {describe_scope(ctx)}", file=sys.stderr)
 
 
 def _open_index(args: argparse.Namespace) -> Any:
@@ -108,7 +126,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 else "irreversible (set RAGROUTE_PII_KEY to keep an encrypted mapping)"
             )
             print(f"PII redacted: {found}; {how}")
-    return 1 if report.failed and not (report.added or report.updated or report.unchanged) else 0
+    if report.failed:
+        print(f"ragroute: error: {len(report.failed)} file(s) failed to ingest", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _where(title: str | None, section: str | None) -> str:
@@ -134,15 +155,20 @@ def cmd_search(args: argparse.Namespace) -> int:
     """Hybrid search: ranked passages with fused scores and per-source ranks."""
     if args.k < 1 or args.k > 1000:
         raise InputError(f"-k must be between 1 and 1000, got {args.k}")
+    if not args.query.strip():
+        raise InputError("query must be a non-empty string")
+    filters = _parse_filter(args.filter)
+    ctx = Context.from_dict(_scope_fields(args))
     index = _open_index(args)
     try:
-        hits = index.search(args.query, k=args.k, filters=_parse_filter(args.filter), access=_access(args))
+        hits = index.search(args.query, k=args.k, filters=filters, access=access_of(ctx))
     finally:
         index.close()
     if args.json:
         _print_json({"query": args.query, "results": [h.to_dict() for h in hits]})
     else:
         _print_hits(hits)
+    _say_scope(ctx)
     return 0
 
 
@@ -208,21 +234,36 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(stats)
     else:
-        for key, value in stats.items():
-            print(f"{key}: {value}")
+        print(_stats_table(stats))
     return 0
 
 
+# per-process figures that say nothing in a one-shot CLI run (kept in --json)
+_STATS_HIDDEN = ("query_embedding_cache",)
+
+
+def _stats_value(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        return ", ".join(f"{k.replace('_', ' ')} {_stats_value(v)}" for k, v in value.items()) or "-"
+    if isinstance(value, list | tuple):
+        return ", ".join(map(str, value)) or "-"
+    return str(value)
+
+
+def _stats_table(stats: dict[str, Any]) -> str:
+    """Two aligned columns, nested figures on one line: `bm25  chunks 12, tokens 480, vocabulary 210`."""
+    rows = [(k.replace("_", " "), _stats_value(v)) for k, v in stats.items() if k not in _STATS_HIDDEN]
+    width = max((len(label) for label, _ in rows), default=0)
+    return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
+
+
 def _ask_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    overrides: dict[str, Any] = {"index_dir": index_dir(args)}
+    overrides: dict[str, Any] = {"index_dir": index_dir(args), **_scope_fields(args)}
     flt = _parse_filter(getattr(args, "filter", None))
     if flt is not None:
         overrides["filters"] = flt
-    groups = _parse_groups(getattr(args, "groups", None))
-    if groups is not None:
-        overrides["user_groups"] = groups
-    if getattr(args, "clearance", None) is not None:
-        overrides["clearance"] = args.clearance
     if getattr(args, "llm", None):
         overrides["llm"] = args.llm
     if getattr(args, "reranker", None):
@@ -249,15 +290,32 @@ def _print_answer(result: dict[str, Any]) -> None:
         print(f"  degraded: {note}", file=sys.stderr)
 
 
+def _check_llm(spec: str | None) -> None:
+    """Fail before the graph runs when the chat model cannot be built (unknown provider, missing package
+    or API key); a model that fails mid-run still degrades to the offline steps, as documented."""
+    if spec is None:
+        return
+    check_llm_provider(spec)
+    from ragroute.runtime import providers  # loaded on use: see the module doc
+
+    providers.chat_model(spec)
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     """Answer a question with citations through the query graph."""
+    if not args.question.strip():
+        raise InputError("question must be a non-empty string")
+    overrides = _ask_overrides(args)
+    ctx = Context.from_dict(overrides)
+    _check_llm(ctx.llm)
     from ragroute.api import ask  # loads LangGraph and compiles the graph: see the module doc
 
-    result = ask(args.question, **_ask_overrides(args))
+    result = ask(args.question, context=ctx)
     if args.json:
         _print_json(result)
     else:
         _print_answer(result)
+    _say_scope(ctx)
     return 0
 
 
@@ -270,7 +328,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     index = _open_index(args)
     try:
         report = ingest_paths(index, [str(corpus)], progress=not args.json)
-        hits = index.search(QUICKSTART_QUESTION, k=3)
+        hits = index.search(QUICKSTART_QUESTION, k=3, access=access_of(Context()))  # public, like `ask`
     finally:
         index.close()
     result = ask(args.question or QUICKSTART_QUESTION, index_dir=index_dir(args))
@@ -294,8 +352,20 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 
 def _add_access_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--filter", help='metadata filter as JSON, e.g. \'{"doc_type": "technical"}\'')
-    p.add_argument("--groups", help="caller's access groups, comma separated")
-    p.add_argument("--clearance", type=int, help="caller's security clearance (integer)")
+    p.add_argument(
+        "--groups", help="caller's access groups, comma separated (default: public documents only)"
+    )
+    p.add_argument("--clearance", type=int, help="caller's security clearance (integer, default 0)")
+    p.add_argument(
+        "--all-access",
+        action="store_true",
+        help="read every document, whatever its access_groups and security_level",
+    )
+
+
+def _index_option(p: argparse.ArgumentParser) -> None:
+    # --index also after the subcommand; SUPPRESS keeps a top-level --index when this one is not given
+    p.add_argument("--index", default=argparse.SUPPRESS, help="index folder (same as before the command)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -307,6 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     def add(name: str, func: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
         p.add_argument("--json", action="store_true", help="machine-readable JSON output")
+        _index_option(p)
         p.set_defaults(func=func)
         return p
 
@@ -334,7 +405,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("ask", cmd_ask, "answer a question with citations")
     p.add_argument("question")
     _add_access_args(p)
-    p.add_argument("--llm", help="chat model spec, e.g. openai:gpt-4o-mini (default: offline)")
+    p.add_argument(
+        "--llm",
+        help="chat model 'provider:model', e.g. openai:gpt-4o-mini; a local OpenAI-compatible server "
+        "(llama.cpp, vLLM, Ollama): openai:NAME with OPENAI_BASE_URL set (default: offline)",
+    )
     p.add_argument("--reranker", help="auto | none | local | cohere | cross-encoder:/path")
     p.add_argument(
         "--redact-pii",
@@ -364,7 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("quickstart", cmd_quickstart, "index the bundled sample corpus and answer a question")
     p.add_argument("--question", help=f"question to ask (default: {QUICKSTART_QUESTION!r})")
 
-    register_eval(sub)
+    _index_option(register_eval(sub))
     register_serve(sub)  # `serve` is always listed; without the `serve` extra it says how to install it
     return parser
 

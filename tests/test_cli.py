@@ -104,3 +104,52 @@ def test_quickstart_answers_with_citations(tmp_path, capsys):
     assert "90 days" in data["ask"]["answer"]
     assert data["ask"]["citations"] and not data["ask"]["abstained"]
     assert Path(str(tmp_path / "qs")).exists()
+
+
+# ------------------------------------------------------------------ exit codes, output, scope, --llm
+
+
+def test_ingest_exits_non_zero_and_counts_the_failed_files(tmp_path, capsys):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "good.md").write_text("# Good\n\nThe green widget ships in May.\n")
+    (docs / "broken.pdf").write_bytes(b"this is not a PDF")
+    code, out, err = run(capsys, "--index", str(tmp_path / "idx"), "ingest", str(docs), "--no-progress")
+    assert code == 1
+    assert "added 1" in out and "failed 1" in out
+    assert "1 file(s) failed" in err and "broken.pdf" in err
+
+
+def test_stats_prints_a_table_and_index_may_follow_the_subcommand(index_dir, capsys):
+    code, out, _ = run(capsys, "stats", "--index", index_dir)
+    assert code == 0
+    rows = dict(line.split(None, 1) for line in out.splitlines() if line.startswith(("documents", "bm25")))
+    assert rows["documents"].strip() == str(len([p for p in sample_corpus_dir().iterdir() if p.is_file()]))
+    assert rows["bm25"].startswith("chunks ") and "{" not in out and "'" not in out
+
+
+def test_search_defaults_to_public_documents_and_says_so(index_dir, capsys):
+    query = ("failover", "--json", "-k", "20")
+    _, out, err = run(capsys, "--index", index_dir, "search", *query)
+    assert "incident-runbook.md" not in {r["doc_id"] for r in json.loads(out)["results"]}
+    assert err.strip() == "scope: public documents only (give groups/clearance, or all_access, to read more)"
+    _, out, err = run(capsys, "--index", index_dir, "search", *query, "--all-access")
+    assert "incident-runbook.md" in {r["doc_id"] for r in json.loads(out)["results"]}
+    assert err.strip() == "scope: all documents (all_access)"
+    code, _, err = run(capsys, "--index", index_dir, "search", *query, "--all-access", "--groups", "ops")
+    assert code == 2 and "--all-access" in err
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("nope:model", "unknown provider 'nope'; options: anthropic"),
+        ("openai:gpt-4o-mini", "cannot be set up"),  # no OPENAI_API_KEY here
+    ],
+)
+def test_an_unusable_llm_fails_before_the_graph_runs(index_dir, capsys, monkeypatch, spec, message):
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    code, out, err = run(capsys, "--index", index_dir, "ask", "How long is run history kept?", "--llm", spec)
+    assert code == 2 and out == ""
+    assert message in err and "degraded" not in err and len(err.strip().splitlines()) == 1
