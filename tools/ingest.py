@@ -21,6 +21,7 @@ from ragroute.tools.chunking import (
     DEFAULT_PARENT_TOKENS,
     chunk_document,
 )
+from ragroute.tools.doc_ids import IdClaims, root_of
 from ragroute.tools.errors import ConfigError, InputError, RagrouteError
 from ragroute.tools.loaders import LoadFailure, iter_source_files, load_path
 from ragroute.tools.metadata import read_sidecar, resolve_metadata, validate_metadata
@@ -28,6 +29,7 @@ from ragroute.tools.pii import KEY_ENV, PiiRedactor
 from ragroute.tools.types import Chunk, Document, Parent
 
 DEFAULT_BATCH_SIZE = 64
+MAX_METADATA_DEPTH = 100  # nested lists/objects in one document's metadata
 
 
 class IngestTarget(Protocol):
@@ -133,6 +135,37 @@ def _where(doc: Document) -> str:
     return doc.source or doc.doc_id
 
 
+def _storable_problem(doc: Document) -> str | None:
+    """Why `doc` cannot be stored (a lone surrogate from a JSON "\\ud800" escape, metadata nested too
+    deep for the JSON writers); None when it can."""
+    fields = {"doc_id": doc.doc_id, "title": doc.title, "text": doc.text, "source": doc.source}
+    for name, value in fields.items():
+        if isinstance(value, str) and _printable(value) != value:
+            return f"{name} contains invalid unicode (a lone surrogate)"
+    return _metadata_problem(doc.metadata)
+
+
+def _metadata_problem(meta: Any) -> str | None:
+    """Why metadata cannot be stored (a lone surrogate, nested too deep); None when it can."""
+    stack: list[tuple[Any, int]] = [(meta, 0)]
+    while stack:  # iterative: the structure may be deeper than Python's recursion limit
+        value, depth = stack.pop()
+        if depth > MAX_METADATA_DEPTH:
+            return f"metadata nests deeper than {MAX_METADATA_DEPTH} levels"
+        if isinstance(value, str) and _printable(value) != value:
+            return "metadata contains invalid unicode (a lone surrogate)"
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in [*value.keys(), *value.values()])
+        elif isinstance(value, (list, tuple)):
+            stack.extend((v, depth + 1) for v in value)
+    return None
+
+
+def _printable(text: str) -> str:
+    """`text` with any lone surrogate as its \\u escape, safe to report, log and encode."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _check_settings(child_tokens: int, parent_tokens: int, batch_size: int) -> None:
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
@@ -174,37 +207,76 @@ def ingest_documents(
     use_sidecar: bool = True,
     total: int | None = None,
     redact_pii: bool | PiiRedactor | None = None,
+    replace_source: bool = False,
 ) -> IngestReport:
     """Ingest already-loaded documents (LoadFailures pass straight into the report).
 
     `redact_pii`: True or a `PiiRedactor` replaces PII (emails, phones, cards, IBANs, IPs, SSNs, cued
-    names) in titles and texts with placeholders before anything is chunked, embedded or stored.
+    names) in titles and texts with placeholders before anything is chunked, embedded or stored; a
+    redacting run that replaced documents then compacts the index, so the raw values leave the disk.
+    A document whose id holds one from another source fails unless `replace_source=True` (see doc_ids).
     """
+    return _ingest(
+        index,
+        ((item, None) for item in documents),
+        meta=meta,
+        progress=progress,
+        batch_size=batch_size,
+        child_tokens=child_tokens,
+        parent_tokens=parent_tokens,
+        use_sidecar=use_sidecar,
+        total=total,
+        redact_pii=redact_pii,
+        replace_source=replace_source,
+    )
+
+
+def _ingest(
+    index: IngestTarget,
+    items: Iterable[tuple[Document | LoadFailure, str | None]],
+    *,
+    meta: dict[str, Any] | None,
+    progress: bool,
+    batch_size: int,
+    child_tokens: int,
+    parent_tokens: int,
+    use_sidecar: bool,
+    total: int | None,
+    redact_pii: bool | PiiRedactor | None,
+    replace_source: bool,
+) -> IngestReport:
+    """Ingest (document or failure, root folder or None) pairs; see ingest_documents."""
     _check_settings(child_tokens, parent_tokens, batch_size)
+    problem = _metadata_problem(meta)
+    if problem:
+        raise InputError(f"meta: {problem}")
     cli = validate_metadata(meta or {})
     redactor = pii_redactor(index, redact_pii)
     report = IngestReport()
     if redactor is not None:
         report.pii, report.pii_reversible = {}, redactor.reversible
     started = time.perf_counter()
-    seen: dict[str, str] = {}
+    claims = IdClaims(index, replace_source=replace_source)
     pending: list[_Prepared] = []
-    for item in _progress(documents, enabled=progress, total=total):
+    for item, root in _progress(items, enabled=progress, total=total):
         if isinstance(item, LoadFailure):
             report.failed.append((item.source, item.message))
             continue
         where = _where(item)
-        if item.doc_id in seen:
-            report.failed.append(
-                (where, f"duplicate doc_id {item.doc_id!r} (already ingested from {seen[item.doc_id]})")
-            )
+        problem = _storable_problem(item)
+        if problem:  # before any lookup: sqlite, hashing and tokenizers all reject a lone surrogate
+            report.failed.append((_printable(where), problem))
             continue
-        seen[item.doc_id] = where
         try:
             doc = prepare_metadata(item, cli=cli, use_sidecar=use_sidecar)
         except InputError as exc:
             report.failed.append((where, str(exc)))
             continue
+        doc_id, refusal = claims.claim(doc, root, where)
+        if doc_id is None:
+            report.failed.append((where, refusal))
+            continue
+        doc = replace(doc, doc_id=doc_id)
         if redactor is not None and report.pii is not None:
             # placeholders are deterministic per document, so an unchanged file still hashes the same
             doc, redaction = redactor.redact_document(doc)
@@ -227,6 +299,9 @@ def ingest_documents(
     backfill = getattr(index, "backfill_sentences", None)
     if callable(backfill):  # an index from an older version: its documents' sentence vectors, once
         backfill()
+    compact = getattr(index, "compact", None)
+    if redactor is not None and report.updated and callable(compact):
+        compact()  # the replaced raw versions must not stay in freed pages or Chroma's log
     report.seconds = time.perf_counter() - started
     return report
 
@@ -243,8 +318,11 @@ def ingest_paths(
     use_sidecar: bool = True,
     prune: bool = False,
     redact_pii: bool | PiiRedactor | None = None,
+    replace_source: bool = False,
 ) -> IngestReport:
-    """Load files/folders (recursive) and ingest them; doc ids are paths relative to each given folder.
+    """Load files/folders (recursive) and ingest them; doc ids are paths relative to each given folder,
+    prefixed with the folder's name where another source already holds that id (see doc_ids);
+    `replace_source=True` (CLI --replace) replaces the other source's document instead.
 
     With `prune=True`, documents previously ingested from under these paths whose source file no longer
     yields them are deleted (a file that failed to load this time keeps its old version).
@@ -255,13 +333,15 @@ def ingest_paths(
     _check_settings(child_tokens, parent_tokens, batch_size)
     total = _expected_documents(names) if progress and sys.stderr.isatty() else None
 
-    def results() -> Iterator[Document | LoadFailure]:
+    def results() -> Iterator[tuple[Document | LoadFailure, str | None]]:
         for path in names:
-            yield from load_path(path)
+            root = root_of(path)
+            for item in load_path(path):
+                yield item, root
 
     if prune and not callable(getattr(index, "list_documents", None)):
         raise InputError("prune=True needs an index with list_documents()")
-    report = ingest_documents(
+    report = _ingest(
         index,
         results(),
         meta=meta,
@@ -272,6 +352,7 @@ def ingest_paths(
         use_sidecar=use_sidecar,
         total=total,
         redact_pii=redact_pii,
+        replace_source=replace_source,
     )
     if prune:
         started = time.perf_counter()
