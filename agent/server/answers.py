@@ -14,6 +14,7 @@ from ragroute.context import context_of
 from ragroute.runtime import caching
 from ragroute.runtime.providers import Providers, using
 from ragroute.runtime.views import public, public_metadata, public_tags
+from ragroute.server.apidocs import form_schema
 
 
 def _json_default(obj: Any) -> Any:
@@ -40,7 +41,11 @@ class CachedAnswers(RunnableBinding):  # type: ignore[type-arg]
 
     def config_schema(self, *, include: Any = None) -> Any:
         # the graph's own schema (its Context as `configurable`); langserve parses requests with it
-        return self.bound.config_schema(include=include)
+        return form_schema(self.bound.config_schema(include=include))
+
+    def get_input_schema(self, config: Any = None) -> Any:
+        # form_schema: the playground's forms draw nullable fields (validation and OpenAPI unchanged)
+        return form_schema(self.bound.get_input_schema(config))
 
     async def ainvoke(self, input: Any, config: Any = None, **kwargs: Any) -> Any:  # noqa: A002
         if not isinstance(input, dict):

@@ -11,13 +11,15 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from langserve import add_routes
 from ragroute.context import Context
 from ragroute.runtime import tracing as tracing_mod  # `tracing` is create_app's on/off flag
 from ragroute.server.answers import Serializer, cached_answers
+from ragroute.server.apidocs import add_api_pages
 from ragroute.server.auth import ANONYMOUS, Identity, load_api_keys
 from ragroute.server.documents import add_document_routes
-from ragroute.server.guard import GuardMiddleware, identity_of
+from ragroute.server.guard import PUBLIC_PATHS, GuardMiddleware, identity_of
 from ragroute.server.health import add_health_routes
 from ragroute.server.policy import check_question_input, server_configurable
 from ragroute.server.state import (
@@ -142,7 +144,7 @@ def create_app(
             await asyncio.to_thread(tracing_mod.flush)
         holder.close()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc load Swagger UI and ReDoc from the package, not a CDN
         title="ragroute",
         version="0.1.0",
         description="Routed hybrid retrieval with cited, faithfulness-checked answers.",
@@ -150,6 +152,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.index = holder
+    add_api_pages(app, keys, PUBLIC_PATHS)
     _add_error_handlers(app)
     _add_ask_routes(app, holder, settings)
     add_health_routes(app, holder)

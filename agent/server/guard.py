@@ -8,10 +8,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import HTTPException, Request
+from ragroute.server.apidocs import LOGIN_PATH, LOGOUT_PATH, key_from_cookie, login_redirect
 from ragroute.server.auth import Identity
 
 API_KEY_HEADER = "x-api-key"
-PUBLIC_PATHS = ("/health", "/ready")
+PUBLIC_PATHS = ("/health", "/ready", LOGIN_PATH, LOGOUT_PATH)
 
 
 class GuardMiddleware:
@@ -47,8 +48,17 @@ class GuardMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         path = scope.get("path", "")
         if path not in PUBLIC_PATHS:
-            ident = self._lookup(headers.get(API_KEY_HEADER))
+            presented = headers.get(API_KEY_HEADER)
+            if presented is None and self.keys:  # browsers (/docs, the playground): the /login cookie
+                presented = key_from_cookie(headers, scope.get("method", "GET"))
+            ident = self._lookup(presented)
             if ident is None:
+                to_login = login_redirect(
+                    scope.get("method", ""), path, scope.get("query_string", b"").decode("latin-1"), headers
+                )
+                if to_login is not None:  # a person opened a page: ask for the key instead of JSON 401
+                    await _send_json(send, 303, {"detail": "log in first"}, {"location": to_login})
+                    return
                 msg = "missing X-API-Key header" if API_KEY_HEADER not in headers else "invalid API key"
                 await _send_json(send, 401, {"detail": msg}, {"www-authenticate": "ApiKey"})
                 return
