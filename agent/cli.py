@@ -20,6 +20,7 @@ from typing import Any
 
 from ragroute.context import Context, check_llm_provider
 from ragroute.evals.cli import register as register_eval
+from ragroute.mcp_server.serve import register as register_mcp
 from ragroute.runtime.scope import access_of, describe_scope
 from ragroute.server.serve import register as register_serve
 from ragroute.tools.errors import InputError, RagrouteError
@@ -103,6 +104,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             meta=meta,
             progress=not args.json and not args.no_progress,
             prune=args.prune,
+            replace_source=args.replace,
             redact_pii=args.redact_pii,
         )
     finally:
@@ -391,6 +393,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="also delete indexed documents under these folders whose files are gone",
     )
     p.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace documents another source stored under the same id (otherwise ids get the folder name)",
+    )
+    p.add_argument(
         "--redact-pii",
         action="store_true",
         help="replace emails, phones, cards, IBANs, IPs, SSNs and cued names with placeholders "
@@ -441,6 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _index_option(register_eval(sub))
     register_serve(sub)  # `serve` is always listed; without the `serve` extra it says how to install it
+    register_mcp(sub)  # likewise `mcp` without the `mcp` extra
     return parser
 
 
