@@ -142,6 +142,10 @@ class IndexBackend(Protocol):
         """Persist whatever is only in memory."""
         ...
 
+    def compact(self) -> None:
+        """Rewrite stored files so deleted or replaced content no longer lies anywhere on disk."""
+        ...
+
     def close(self) -> None:
         """Release connections and files."""
         ...

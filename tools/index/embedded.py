@@ -38,6 +38,7 @@ from ragroute.tools.index.config import IndexConfig
 from ragroute.tools.index.docstore import DocStore
 from ragroute.tools.index.reconcile import reconcile
 from ragroute.tools.index.records import ChunkRecord, DocumentWrite, embed_text, prepare_batch
+from ragroute.tools.index.scrub import compact_sqlite, scrub_chroma_log
 from ragroute.tools.index.search import ScopeCache, in_scope
 from ragroute.tools.index.stats import version_summary
 from ragroute.tools.types import AccessScope, Chunk, Parent
@@ -61,6 +62,8 @@ class EmbeddedBackend:
         self.embedder = embedder
         self.analyzer = analyzer
         self.docstore = DocStore(self.path)
+        # freed pages are zeroed, so a deleted or replaced row's text does not linger in the file
+        self.docstore.db.execute("PRAGMA secure_delete=ON")
         try:
             self.store = VectorStore(
                 mode=config.chroma_mode,
@@ -248,12 +251,13 @@ class EmbeddedBackend:
         with self._write_lock, self._lock:
             old = self.docstore.document_chunks(doc_id)
             outcome = self.docstore.delete_document(doc_id, soft=soft)
-            if not outcome.live:
-                return outcome
-            self._forget_chunks(old)
-            self.store.delete([vid for _, vid in old])
-            self._after_change()
-            return outcome
+            if outcome.live:
+                self._forget_chunks(old)
+                self.store.delete([vid for _, vid in old])
+                self._after_change()
+        if not soft and (outcome.live or outcome.trashed):
+            self.compact()
+        return outcome
 
     def deleted_documents(self) -> list[dict[str, Any]]:
         """Soft-deleted documents, oldest deletion first."""
@@ -278,7 +282,10 @@ class EmbeddedBackend:
     def purge_deleted(self, cutoff: float) -> list[str]:
         """Forget documents soft-deleted at or before `cutoff`; their ids."""
         with self._write_lock, self._lock:
-            return self.docstore.purge(cutoff)
+            purged = self.docstore.purge(cutoff)
+        if purged:
+            self.compact()
+        return purged
 
     # ------------------------------------------------------------------ reads
     def dense_search(
@@ -415,6 +422,15 @@ class EmbeddedBackend:
                     signature=self.analyzer.signature,
                 )
                 self._bm25_saved = self._loaded_version
+
+    def compact(self) -> None:
+        """Rewrite the index files so no deleted or replaced text stays on disk (see scrub.py); costs a copy
+        of each SQLite file, so it runs after hard deletes, purges and redacting re-ingests only."""
+        with self._write_lock, self._lock:
+            self.flush()  # the BM25 snapshot must not keep the tokens of deleted chunks either
+            compact_sqlite(self.docstore.db)
+            if self.config.chroma_mode == "persistent":
+                scrub_chroma_log(os.path.join(self.path, "chroma"), self.config.collection)
 
     def close(self) -> None:
         """Close SQLite and the Chroma client."""

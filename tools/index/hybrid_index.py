@@ -172,6 +172,12 @@ class HybridIndex:
         self._check_open()
         return self.backend.restore_document(doc_id)
 
+    def compact(self) -> None:
+        """Leave no deleted or replaced text on disk (hard deletes and purges do it themselves; a redacting
+        re-ingest calls it); costs a rewrite of the index files."""
+        self._check_open()
+        self.backend.compact()
+
     def purge_deleted(self, older_than_days: float = DEFAULT_GRACE_DAYS) -> list[str]:
         """Forget soft-deleted documents deleted more than `older_than_days` ago (0: all); their ids."""
         if (
