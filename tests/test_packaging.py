@@ -124,6 +124,19 @@ def test_wheel_holds_only_the_ragroute_package(wheel: Path) -> None:
     ):
         assert needed in names, needed
     assert not [n for n in names if "/tests/" in n or n.startswith("tests/")]
+    # every package folder of the checkout is in the wheel (a new subpackage missing from pyproject's
+    # `packages` list would install a `ragroute` that fails to import it)
+    folders = {
+        "agent": "ragroute",
+        "nodes": "ragroute/nodes",
+        "tools": "ragroute/tools",
+        "prompts": "ragroute/prompts",
+        "evals": "ragroute/evals",
+    }
+    for folder, installed in folders.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            rel = init.relative_to(ROOT / folder).as_posix()
+            assert f"{installed}/{rel}" in names, f"{folder}/{rel} is not in the wheel: add it to `packages`"
     entry = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "ragroute = ragroute.cli:main" in entry
 
