@@ -21,7 +21,7 @@ from ragroute.server.auth import ANONYMOUS, Identity, load_api_keys
 from ragroute.server.documents import add_document_routes
 from ragroute.server.guard import PUBLIC_PATHS, GuardMiddleware, identity_of
 from ragroute.server.health import add_health_routes
-from ragroute.server.policy import check_question_input, server_configurable
+from ragroute.server.policy import check_question_input, check_request_configurable, server_configurable
 from ragroute.server.state import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_QUESTION_CHARS,
@@ -71,6 +71,8 @@ def _add_ask_routes(app: FastAPI, holder: IndexHolder, settings: ServerSettings)
         ident = identity_of(request)
         try:
             body = await request.json()  # starlette caches it; langserve parsed it already
+            if isinstance(body, dict):  # an unknown configurable key: 422, not silently dropped
+                check_request_configurable(body.get("config"))
             if isinstance(body, dict) and isinstance(body.get("inputs"), list):
                 for i, item in enumerate(body["inputs"]):
                     check_question_input(item, settings.max_question_chars, f"inputs[{i}]")

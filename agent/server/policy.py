@@ -87,6 +87,14 @@ def server_configurable(
     return merged
 
 
+def check_request_configurable(config: Any) -> None:
+    """Reject unknown keys in a request body's `config.configurable` (a batch may send a list of configs):
+    langserve drops them before `server_configurable` sees the config, so the raw body is checked."""
+    for one in config if isinstance(config, list) else [config]:
+        if isinstance(one, dict) and isinstance(one.get("configurable"), dict):
+            Context.check_keys(one["configurable"])
+
+
 def check_question_input(value: Any, max_chars: int, where: str = "input") -> None:
     """Reject a bad graph input with InputError: question must be a non-blank string of bounded length."""
     if not isinstance(value, dict):

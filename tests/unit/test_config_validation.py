@@ -146,3 +146,28 @@ def test_server_configurable_rejects_unknown_keys_and_forces_the_scope_flag() ->
     assert access_of(Context.from_dict(widened)) == AccessScope(groups=["eng"], clearance=1)
     admin = server_configurable({}, Identity(user="svc", unrestricted=True), settings)
     assert access_of(Context.from_dict(admin)) is None
+
+
+async def test_the_http_api_answers_an_unknown_configurable_key_with_422_and_never_widens(
+    make_index: Any,
+) -> None:
+    httpx = pytest.importorskip("httpx")
+    from ragroute.server.app import create_app
+
+    index = make_index()
+    keys = {"reader-key-0001": {"user": "rita", "groups": ["eng"], "clearance": 1}}
+    app = create_app(index.path, keys, index=index, tracing=False)
+    headers = {"X-API-Key": "reader-key-0001"}
+    body: dict[str, Any] = {"input": {"question": "When are engineering salary bands reviewed?"}}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        bad = await client.post(
+            "/ask/invoke", json={**body, "config": {"configurable": {"top_k": 3}}}, headers=headers
+        )
+        assert bad.status_code == 422, bad.text
+        assert "'top_k'" in bad.json()["detail"] and "options:" in bad.json()["detail"]
+        wide = await client.post(
+            "/ask/invoke", json={**body, "config": {"configurable": {"all_access": True}}}, headers=headers
+        )
+        assert wide.status_code == 200, wide.text
+        out = wide.json()["output"]
+        assert "salary" not in {c.split("::")[0] for c in out["retrieved"] + out["contexts"]}
