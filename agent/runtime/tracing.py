@@ -132,7 +132,7 @@ def handler_class() -> type:
                 parent_run_id=parent_run_id,
                 tags=public_tags(tags),
                 metadata=public_metadata(metadata),
-                **_trimmed(kwargs),
+                **self._trimmed(kwargs),
             )
             try:
                 if parent_run_id is None:
@@ -162,12 +162,12 @@ def handler_class() -> type:
             except Exception as exc:
                 log.debug("trace annotation failed: %s", exc)
             return super().on_chain_end(
-                summary(outputs), run_id=run_id, parent_run_id=parent_run_id, **_trimmed(kwargs)
+                summary(outputs), run_id=run_id, parent_run_id=parent_run_id, **self._trimmed(kwargs)
             )
 
         def on_chain_error(self, error: BaseException, **kwargs: Any) -> Any:
             """End the span as failed (its input summarized)."""
-            return super().on_chain_error(error, **_trimmed(kwargs))
+            return super().on_chain_error(error, **self._trimmed(kwargs))
 
         def on_llm_end(
             self, response: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
@@ -186,6 +186,19 @@ def handler_class() -> type:
                 log.debug("llm cost annotation failed: %s", exc)
             return super().on_llm_end(response, run_id=run_id, parent_run_id=parent_run_id, **kwargs)
 
+        def _trimmed(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+            """Callback kwargs with a summarized (and, when redacting, PII-free) `inputs` and without
+            LangGraph's metadata and step tags."""
+            out = dict(kwargs)
+            if "inputs" in out:
+                inputs = _redacted(out["inputs"]) if self._private() else out["inputs"]
+                out["inputs"] = summary(inputs, detail=False)
+            if "metadata" in out:
+                out["metadata"] = public_metadata(out["metadata"])
+            if "tags" in out:
+                out["tags"] = public_tags(out["tags"])
+            return out
+
         def _private(self) -> bool:
             """Whether this run redacts PII (Context.redact_query_pii): then no span gets raw text."""
             return bool(getattr(self._ctx, "redact_query_pii", False))
@@ -194,13 +207,13 @@ def handler_class() -> type:
             """Start the generation span (with PII replaced in the prompt messages when redacting)."""
             if self._private():
                 messages = _redacted(messages)
-            return super().on_chat_model_start(serialized, messages, **_trimmed(kwargs))
+            return super().on_chat_model_start(serialized, messages, **self._trimmed(kwargs))
 
         def on_llm_start(self, serialized: Any, prompts: Any, **kwargs: Any) -> Any:
             """Start the generation span (with PII replaced in the prompts when redacting)."""
             if self._private():
                 prompts = _redacted(prompts)
-            return super().on_llm_start(serialized, prompts, **_trimmed(kwargs))
+            return super().on_llm_start(serialized, prompts, **self._trimmed(kwargs))
 
         def _take_root_trace_context(self, *, inputs: Any, metadata: dict[str, Any] | None) -> Any:
             """Give each question its own trace, even inside a non-Langfuse span (FastAPI's request)."""
@@ -323,18 +336,6 @@ def __getattr__(name: str) -> Any:
     if name == "RagrouteCallbackHandler":
         return handler_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def _trimmed(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Callback kwargs with a summarized `inputs` and without LangGraph's metadata and step tags."""
-    out = dict(kwargs)
-    if "inputs" in out:
-        out["inputs"] = summary(out["inputs"], detail=False)
-    if "metadata" in out:
-        out["metadata"] = public_metadata(out["metadata"])
-    if "tags" in out:
-        out["tags"] = public_tags(out["tags"])
-    return out
 
 
 def _redacted(obj: Any, depth: int = 0) -> Any:
