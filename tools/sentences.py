@@ -2,7 +2,8 @@
 
 One splitter, three documented styles, because the callers need different cuts and each keeps its output:
 - "lines" (answers, faithfulness, sentence vectors): line by line; markdown headings and rule lines are
-  dropped, list bullets stripped, fragments of one character dropped;
+  dropped, list bullets stripped, fragments of one character dropped; a hard-wrapped line (the line before
+  ends no sentence, this one starts lower-case or with a digit, no bullet) continues the sentence;
 - "prose" (chunking): every character belongs to a sentence; abbreviations ("e.g.", "Dr."), initials
   ("J. Smith") and a lower-case continuation do not end one;
 - "cited" (answer metrics): citation markers ("[1][2]") after a full stop stay with the sentence before.
@@ -20,6 +21,7 @@ STYLES: tuple[SentenceStyle, ...] = ("lines", "prose", "cited")
 _LINE_SPLIT = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n{2,}|\n(?=[-*#|] )")
 _BULLET = re.compile(r"^(?:[-*+]|\d+[.)])\s+")
 _RULE_CHARS = frozenset("-|=*_: ")
+_CLOSED_LINE = re.compile(r"[.!?][\"')\]]*$")  # a line that ends a sentence
 _SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*(?=\s)")
 ABBREVIATIONS = frozenset(
     "e.g i.e etc vs cf al fig figs eq eqs dr mr mrs ms prof st no vol pp ca approx inc ltd jr sr resp".split()
@@ -66,22 +68,39 @@ def _pieces(pattern: re.Pattern[str], text: str, start: int, end: int) -> list[S
 
 def _line_spans(text: str) -> list[Span]:
     out: list[Span] = []
+    for s, e in _logical_lines(text):
+        for ps, pe in _pieces(_LINE_SPLIT, text, s, e):
+            ps, pe = trim_span(text, ps, pe)
+            if pe - ps > 1:
+                out.append((ps, pe))
+    return out
+
+
+def _logical_lines(text: str) -> list[Span]:
+    """Spans of the kept lines (bullets stripped), a wrapped line joined to the one it continues.
+
+    A line continues the previous one when that one does not end a sentence and this one starts with a
+    lower-case letter or a digit ("exceeds" / "1 percent"): a hard-wrapped sentence. A bullet ("1. Install",
+    "- item"), a blank line, a heading or a rule line always starts anew.
+    """
+    lines: list[Span] = []
     pos = 0
+    joinable = False  # the last kept line is open: no blank/heading/rule since, and no sentence end
     for raw in text.splitlines(keepends=True):
         line_start, pos = pos, pos + len(raw)
         body = raw.splitlines()[0]
         start, end = trim_span(text, line_start, line_start + len(body))
         line = text[start:end]
         if not line or line.startswith("#") or set(line) <= _RULE_CHARS:
+            joinable = False
             continue
         bullet = _BULLET.match(line)
-        if bullet:
-            start += bullet.end()
-        for s, e in _pieces(_LINE_SPLIT, text, start, end):
-            s, e = trim_span(text, s, e)
-            if e - s > 1:
-                out.append((s, e))
-    return out
+        if joinable and not bullet and (line[0].islower() or line[0].isdigit()):
+            lines[-1] = (lines[-1][0], end)
+        else:
+            lines.append((start + bullet.end(), end) if bullet else (start, end))
+        joinable = _CLOSED_LINE.search(line) is None
+    return lines
 
 
 def _prose_spans(text: str) -> list[Span]:

@@ -60,3 +60,37 @@ def test_cited_keeps_markers_with_the_sentence_before() -> None:
 def test_unknown_style() -> None:
     with pytest.raises(ValueError, match="style='words' is unknown; options: lines, prose, cited"):
         sentence_spans("a", "words")  # type: ignore[arg-type]
+
+
+def test_lines_join_a_hard_wrapped_sentence() -> None:
+    """Issue 12: a line break before "1 percent" split the sentence in two."""
+    text = "Page when the error rate exceeds\n1 percent for five minutes. Warnings go to the\nteam channel."
+    assert split_sentences(text) == [
+        "Page when the error rate exceeds\n1 percent for five minutes.",  # cut from the text as it is
+        "Warnings go to the\nteam channel.",
+    ]
+    bullet = "- Fixed a deadlock when more than\n  500 workflows shared one schedule.\n- Timeout is 1 hour."
+    assert split_sentences(bullet) == [
+        "Fixed a deadlock when more than\n  500 workflows shared one schedule.",
+        "Timeout is 1 hour.",
+    ]
+
+
+def test_lines_keep_list_items_paragraphs_and_closed_lines_apart() -> None:
+    steps = "Steps after a page\n1. Open the dashboard\n2) Check the logs\n- restart the worker"
+    assert split_sentences(steps) == [
+        "Steps after a page",
+        "Open the dashboard",
+        "Check the logs",
+        "restart the worker",
+    ]
+    # a blank line, a heading or a finished sentence ends the line; an upper-case start is a new line
+    text = "Limit raised to\n\n90 days\n## Notes\nfor tokens\nIt ended.\n2026 was next\nOrbit Labs"
+    assert split_sentences(text) == [
+        "Limit raised to",
+        "90 days",
+        "for tokens",
+        "It ended.",
+        "2026 was next",
+        "Orbit Labs",
+    ]
