@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from ragroute.tools.dates import parse_date
-from ragroute.tools.versioning import is_newer, version_key
+from ragroute.tools.versioning import is_newer
 from ragroute.tools.versions import family_of
 
 
@@ -44,9 +44,10 @@ def staleness_notes(
 ) -> list[str]:
     """Notes naming version/date of cited sources that may be outdated.
 
-    A source is flagged when its last_updated is older than `stale_after_days`, or when the sources (and
-    `others`, e.g. all retrieved candidates) hold other versions of the same document family; the note
-    names a newer version when one exists.
+    A versioned source is flagged only when the sources (and `others`, e.g. all retrieved candidates)
+    hold a newer version of its document family, or versions that cannot be ordered against it; the
+    newest known version is current however old it is. A source without a version is flagged when its
+    last_updated is older than `stale_after_days`: its date is the only sign of age it has.
     """
     today = today or dt.date.today()
     by_n = {int(s["n"]): s for s in sources}
@@ -59,23 +60,31 @@ def staleness_notes(
     for src in (by_n[n] for n in cited if n in by_n):
         meta = src.get("metadata") or {}
         date = parse_date(meta.get("last_updated"))
-        old = date is not None and (today - date).days > stale_after_days
-        version = str(meta.get("version", ""))
-        siblings = versions.get(_family(meta), set()) - {version} if version else set()
-        newer = sorted((v for v in siblings if is_newer(v, version)), key=version_key)
-        if not (old or siblings):
+        version = str(meta.get("version") or "")
+        reason = _version_reason(version, versions.get(_family(meta), set())) if version else None
+        if not version and date is not None and (today - date).days > stale_after_days:
+            reason = "may be outdated"
+        if reason is None:
             continue
         bits = [f"version {version}"] if version else []
         if date is not None:
             bits.append(f"last updated {date.isoformat()}")
-        if newer:
-            reason = f"a newer version ({newer[-1]}) exists"
-        elif old:
-            reason = "may be outdated"
-        else:
-            reason = "other versions exist"
         notes.append(f"Note: source [{src['n']}] is {', '.join(bits)}; {reason}.")
     return notes
+
+
+def _version_reason(version: str, known: set[str]) -> str | None:
+    """Why a source of this version may be outdated given the family's known versions; None if current."""
+    siblings = known - {version}
+    newer = sorted(v for v in siblings if is_newer(v, version))
+    if newer:
+        newest = newer[0]
+        for v in newer[1:]:
+            newest = v if is_newer(v, newest) else newest
+        return f"a newer version ({newest}) exists"
+    if any(not is_newer(version, v) for v in siblings):  # no order between them ("2.x" vs "2.10.0")
+        return "other versions exist"
+    return None
 
 
 def _family(meta: dict) -> str:

@@ -54,9 +54,16 @@ async def test_extractive_abstains_when_nothing_supports_an_answer():
     assert empty["answer"] == ABSTAIN_TEXT
 
 
-async def test_outdated_source_gets_a_dated_note():
+async def test_an_old_unversioned_source_gets_a_dated_note():
+    undated_version = [{**SOURCES[0], "metadata": {"last_updated": "2025-03-01"}}, SOURCES[1]]
+    out = await generate({"question": QUESTION, "sources": undated_version}, rt(stale_after_days=30))
+    assert out["answer"].endswith("Note: source [1] is last updated 2025-03-01; may be outdated.")
+
+
+async def test_the_only_version_of_a_document_is_not_called_outdated():
+    """Issue 12: its version is the newest there is, however old its date."""
     out = await generate({"question": QUESTION, "sources": SOURCES}, rt(stale_after_days=30))
-    assert "Note: source [1] is version 2.10.0, last updated 2025-03-01; may be outdated." in out["answer"]
+    assert not out["abstained"] and "Note:" not in out["answer"] and "outdated" not in out["answer"]
 
 
 async def test_llm_answer_citations_are_repaired():
