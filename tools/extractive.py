@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from ragroute.tools.sentences import split_sentences
+from ragroute.tools.sentences import sentence_spans
 
 GENERATOR_NAME = "extractive-offline"
 # abstain unless a sentence answers at least this well on its own (`answerability`). Only this threshold
@@ -67,13 +67,45 @@ def in_context(heading: str, sentence: str) -> str:
 
 @dataclass
 class ScoredSentence:
-    """One candidate sentence from source number n."""
+    """One candidate sentence from source number n (`asked`: the source's question it answers, or "")."""
 
     text: str
     n: int
     score: float
     similarity: float
     overlap: float
+    asked: str = ""
+
+
+_QUESTION_END = re.compile(r"\?[\"')\]]*$")
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
+
+
+def is_question(sentence: str) -> bool:
+    """Whether a source sentence asks instead of states (ends with "?"); it never answers anything."""
+    return _QUESTION_END.search(sentence.rstrip()) is not None
+
+
+def statements(text: str) -> list[tuple[str, str]]:
+    """(sentence, the question it answers or "") for each sentence of `text` that is not a question.
+
+    A sentence after a question sentence answers it (an FAQ entry "Q? A. A.", or "Why? Because ..."), up
+    to the next question or the first paragraph break after the answer began: the question is the
+    context the answer leaves implicit, as a section heading is for the sentences under it.
+    """
+    out: list[tuple[str, str]] = []
+    asked, answered, prev_end = "", False, 0
+    for start, end in sentence_spans(text):
+        sentence = text[start:end]
+        if answered and _PARAGRAPH_BREAK.search(text, prev_end, start):
+            asked = ""
+        prev_end = end
+        if is_question(sentence):
+            asked, answered = " ".join(sentence.split()), False
+            continue
+        out.append((sentence, asked))
+        answered = True
+    return out
 
 
 def topic_terms(source: dict) -> set[str]:
@@ -124,16 +156,22 @@ def answerability(
         return 0.0
     by_n = {int(s["n"]): s for s in sources}
     owners = [by_n.get(c.n, {}) for c in candidates]
-    texts = [in_context(title_and_section(src)[1], c.text) for c, src in zip(candidates, owners, strict=True)]
+    sections = [title_and_section(src)[1] for src in owners]
+    texts = [in_context(sec, _with_question(c)) for c, sec in zip(candidates, sections, strict=True)]
     vectors = embed([question, *texts])
     sims = vectors[1:] @ vectors[0]
     best = 0.0
-    for src, text, sim in zip(owners, texts, sims, strict=True):
-        if not can_hold_answer(question, text):
-            continue
+    for cand, src, section, text, sim in zip(candidates, owners, sections, texts, sims, strict=True):
+        if not can_hold_answer(question, in_context(section, cand.text)):
+            continue  # the number must be in the answer, not only in the question it answers
         specific = specific_terms(question, topic_terms(src))
         best = max(best, 0.6 * float(sim) + 0.4 * overlap(specific, text))
     return best
+
+
+def _with_question(cand: ScoredSentence) -> str:
+    """The sentence preceded by the source's question it answers (if any): what it is about."""
+    return f"{cand.asked} {cand.text}" if cand.asked else cand.text
 
 
 @dataclass
@@ -151,24 +189,26 @@ class ExtractiveAnswer:
 def score_sentences(
     question: str, sources: list[dict], embed: Callable[[list[str]], np.ndarray]
 ) -> list[ScoredSentence]:
-    """Every sentence of every numbered source, scored by similarity and term overlap with the question."""
-    candidates: list[tuple[str, int, str]] = []
+    """Every statement sentence of every numbered source (questions are left out: they answer nothing),
+    scored by similarity and term overlap with the question."""
+    candidates: list[tuple[ScoredSentence, str]] = []
     for src in sources:
         heading = heading_of(src)
-        for sentence in split_sentences(src.get("text", "")):
+        for sentence, asked in statements(src.get("text", "")):
             if len(content_terms(sentence)) >= 2:
-                candidates.append((sentence, int(src["n"]), heading))
+                candidates.append((ScoredSentence(sentence, int(src["n"]), 0.0, 0.0, 0.0, asked), heading))
     if not candidates:
         return []
-    # the heading (title > section) is context the sentence leaves implicit ("it", "this release")
-    vectors = embed([question, *[in_context(h, c) for c, _, h in candidates]])
+    # the heading (title > section) and the question a sentence answers are context the sentence leaves
+    # implicit ("it", "this release", "Yes, when ...")
+    vectors = embed([question, *[in_context(h, _with_question(c)) for c, h in candidates]])
     sims = vectors[1:] @ vectors[0]
     q_terms = content_terms(question)
-    scored = []
-    for (sentence, n, heading), sim in zip(candidates, sims, strict=True):
-        ov = overlap(q_terms, f"{heading} {sentence}")
-        scored.append(ScoredSentence(sentence, n, 0.6 * float(sim) + 0.4 * ov, float(sim), ov))
-    return sorted(scored, key=lambda s: -s.score)
+    for (cand, heading), sim in zip(candidates, sims, strict=True):
+        cand.overlap = overlap(q_terms, f"{heading} {_with_question(cand)}")
+        cand.similarity = float(sim)
+        cand.score = 0.6 * cand.similarity + 0.4 * cand.overlap
+    return sorted((c for c, _ in candidates), key=lambda s: -s.score)
 
 
 def generate_extractive(
@@ -204,7 +244,7 @@ def generate_extractive(
             continue  # near-duplicate of a sentence already chosen
         chosen.append(cand)
         seen_terms.append(terms)
-    text = " ".join(f"{_strip_end(c.text)} [{c.n}]." for c in chosen)
+    text = " ".join(f"{_strip_end(' '.join(c.text.split()))} [{c.n}]." for c in chosen)
     return ExtractiveAnswer(text, sorted({c.n for c in chosen}), chosen, best, answerable)
 
 

@@ -54,8 +54,10 @@ def _support(
     if not texts or not content_terms(claim):
         return SentenceSupport(claim, cited, 0.0, 0.0, 0.0)
     pieces = [s for t in texts for s in (split_sentences(t) or [t])]
-    if claim.strip() in {p.strip() for p in pieces}:
-        similarity = 1.0  # a verbatim copy (every extractive sentence): cos(x, x), no model call needed
+    if " ".join(claim.split()) in {" ".join(p.split()) for p in pieces}:
+        # a verbatim copy (every extractive sentence; a wrapped line joined by one space): cos(x, x), no
+        # model call needed
+        similarity = 1.0
     else:
         vectors = embed([claim, *pieces])
         similarity = float(np.max(vectors[1:] @ vectors[0]))

@@ -14,8 +14,10 @@ from ragroute.tools.extractive import (
     answerability,
     can_hold_answer,
     generate_extractive,
+    is_question,
     score_sentences,
     specific_terms,
+    statements,
     topic_terms,
 )
 
@@ -142,3 +144,46 @@ async def test_generate_node_abstains_on_a_related_but_unanswering_source():
         Runtime(context=Context(stale_after_days=100000, answer_threshold=0.0)),
     )
     assert not loose["abstained"] and loose["draft_citations"] == [1]
+
+
+FAQ = {
+    "n": 1,
+    "chunk_id": "faq::c0",
+    "doc_id": "faq",
+    "title": "Ferry frequently asked questions",
+    "section": "",
+    "text": (
+        "Are dogs allowed on the ferry? Yes, on a leash and outside the restaurant. "
+        "Assistance dogs may go everywhere.\n\n"
+        "Can I pay on board? No. Tickets are sold only at the harbour kiosk.\n\n"
+        "The ferry runs hourly from 6 am."
+    ),
+    "metadata": {},
+}
+
+
+def test_a_source_question_is_never_an_answer_sentence():
+    """Issue 12: the FAQ's question line scored best and was "answered" with itself."""
+    out = _answer("Are dogs allowed on the ferry?", FAQ)
+    assert not out.abstained and out.text.startswith("Yes, on a leash and outside the restaurant [1].")
+    assert "Are dogs allowed" not in out.text
+    scored = score_sentences("Can I pay on board?", [FAQ], providers.embedder())
+    assert scored[0].text == "Tickets are sold only at the harbour kiosk."
+    assert scored[0].asked == "Can I pay on board?"
+    assert not any(is_question(s.text) for s in scored)
+
+
+def test_statements_know_which_question_they_answer():
+    assert statements(FAQ["text"]) == [
+        ("Yes, on a leash and outside the restaurant.", "Are dogs allowed on the ferry?"),
+        ("Assistance dogs may go everywhere.", "Are dogs allowed on the ferry?"),
+        ("No.", "Can I pay on board?"),
+        ("Tickets are sold only at the harbour kiosk.", "Can I pay on board?"),
+        ("The ferry runs hourly from 6 am.", ""),  # a new paragraph after the answer: not part of it
+    ]
+    # the answer may start in the next paragraph; a quote or bracket may close the question
+    assert statements('Why "hourly?"\n\nDemand is flat.\n\nOther text.') == [
+        ("Demand is flat.", 'Why "hourly?"'),
+        ("Other text.", ""),
+    ]
+    assert is_question("Is it (really?)") and not is_question("It is. Really.")
