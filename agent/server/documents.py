@@ -50,6 +50,8 @@ def add_document_routes(app: FastAPI, holder: IndexHolder, settings: ServerSetti
                 progress=False,
                 use_sidecar=False,
                 redact_pii=settings.redact_pii,
+                # a writer names its doc ids itself and may_write already decided which it may replace
+                replace_source=True,
             )
             for doc in denied:
                 report.failed.append((doc.doc_id, refused_write(doc.doc_id, ident)))
