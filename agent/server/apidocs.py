@@ -127,9 +127,13 @@ class FormJsonSchema(GenerateJsonSchema):
         return super().default_schema(schema)
 
 
-def form_schema(model: type[BaseModel]) -> type[BaseModel]:
+def form_schema(model: type[Any]) -> type[Any]:
     """`model` whose `model_json_schema()` the playground can draw (FormJsonSchema); it validates exactly
-    as `model` does (null included), and the OpenAPI document still says where null is allowed."""
+    as `model` does (null included), and the OpenAPI document still says where null is allowed. Anything
+    but a pydantic (v2) model comes back as it is."""
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return model
+    base: type[BaseModel] = model  # narrowed, for the closure below
 
     def model_json_schema(
         cls: type[BaseModel],
@@ -138,13 +142,13 @@ def form_schema(model: type[BaseModel]) -> type[BaseModel]:
         schema_generator: type[GenerateJsonSchema] = FormJsonSchema,
         mode: JsonSchemaMode = "validation",
     ) -> dict[str, Any]:
-        # `model`'s own method, not super(): langchain's root models call super(cls, cls) themselves
-        return model.model_json_schema(
+        # `base`'s own method, not super(): langchain's root models call super(cls, cls) themselves
+        return base.model_json_schema(
             by_alias=by_alias, ref_template=ref_template, schema_generator=schema_generator, mode=mode
         )
 
-    namespace = {"model_json_schema": classmethod(model_json_schema), "__module__": model.__module__}
-    form: type[BaseModel] = type(model.__name__, (model,), namespace)
+    namespace = {"model_json_schema": classmethod(model_json_schema), "__module__": base.__module__}
+    form: type[BaseModel] = type(base.__name__, (base,), namespace)
     return form
 
 
@@ -158,7 +162,7 @@ def _add_login_routes(app: FastAPI, keys: Collection[str]) -> None:
     @app.post(LOGIN_PATH, include_in_schema=False)
     async def login(request: Request) -> Response:
         form = parse_qs((await request.body()).decode("utf-8", "replace"))
-        next_path = _safe_next((form.get("next") or [None])[0])
+        next_path = _safe_next(form.get("next", [""])[0])
         if _cross_site({k.lower(): v for k, v in request.headers.items()}):
             return _login_page(next_path, "log in from this server's own page", 403)
         presented = (form.get("api_key") or [""])[0].strip()
