@@ -9,7 +9,8 @@ URL, never echoed into a page) and sets `ragroute_api_key` HttpOnly (scripts can
 (no other site's page makes the browser send it) and Secure over https; it lasts the browser session;
 GET /logout drops it. `key_from_cookie` (used by the guard) also refuses the cookie on writes the browser
 marks as cross-site (Sec-Fetch-Site, Origin), and /login itself refuses cross-site posts (login CSRF).
-A header key always wins over the cookie."""
+A header key always wins over the cookie. `form_schema` gives the playground input and config schemas
+its forms can draw (no anyOf-with-null)."""
 
 from __future__ import annotations
 
