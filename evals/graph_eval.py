@@ -211,6 +211,9 @@ def run_graph_eval(
     """
     ds = load_dataset(dataset) if isinstance(dataset, str | Path) else dataset
     index_cfg, _, graph_cfg = split_config(overrides, "graph")
+    if not {"user_groups", "clearance", "all_access"} & set(graph_cfg):
+        # an eval measures the whole corpus (ask's default is public documents only) unless told a scope
+        graph_cfg["all_access"] = True
     path: Path | None = None
     reused, owned = None, False
     if index is None:
