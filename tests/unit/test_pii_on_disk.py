@@ -1,6 +1,6 @@
 """No raw PII anywhere on disk after a hard delete, a trash purge or a redacting re-ingest: every byte of
-every file under the index (docstore SQLite and its -wal, Chroma's SQLite with its write-ahead-log table,
-HNSW files, BM25 snapshot) is searched for the raw values (issue 12)."""
+every file under the index (docstore SQLite and its -wal, Chroma's SQLite with its write-ahead-log table and
+collection schema, HNSW files, BM25 snapshot) is searched for the raw values (issue 12)."""
 
 from __future__ import annotations
 
@@ -20,12 +20,13 @@ RAW = [EMAIL.encode(), b"415 555 0134", b"jane.roe"]
 
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    """A folder with one document carrying PII in front-matter metadata, title and text, and one without."""
+    """A folder with one document with PII in front-matter metadata, a heading and text, and one without."""
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "contacts.md").write_text(
         f"---\nauthor: {EMAIL}\nowner_phone: {PHONE}\n---\n# Billing contacts\n\n"
         f"For billing escalations write to {EMAIL} or call {PHONE}; answers come within four hours.\n"
+        f"\n## Reach {EMAIL}\n\nThe heading becomes a metadata key in Chroma's collection schema.\n"
     )
     (docs / "refunds.md").write_text("# Refunds\n\nRefunds are paid back within five business days.\n")
     return docs

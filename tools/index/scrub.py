@@ -9,6 +9,8 @@ only every 1000 records, and a SQLite file keeps freed pages and the `-wal` file
   their `metadata` blanked. The HNSW segment replays the log on open from ids, operations and vectors
   only, so nothing it needs is lost; rows not yet applied are left alone.
 - both SQLite files are VACUUMed (copies live pages into a fresh file) and their WAL truncated.
+- Chroma's collection schema lists every metadata key ever written, and some of our keys embed values
+  (`section_path__has__"<heading>"`); keys no stored vector uses any more are dropped from it.
 - Chroma's HNSW files are written from a buffer allocated for `max_elements` slots but never cleared,
   so the slots past the element count hold whatever the process heap held before (raw text included).
   Those unused slots are zeroed on disk; used slots hold only links, vectors and labels.
@@ -19,6 +21,7 @@ This costs a full copy of each file, so it runs only when PII or deleted text mu
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import sqlite3
@@ -64,6 +67,7 @@ def scrub_chroma_log(chroma_dir: str, collection: str) -> int:
             "WHERE topic LIKE ? AND seq_id <= ? AND metadata IS NOT NULL",
             (f"%/{collection_id}", int(applied)),
         ).rowcount
+        _prune_schema_keys(db, collection_id)
         compact_sqlite(db)
         zero_hnsw_tails(chroma_dir)
     except sqlite3.DatabaseError as exc:  # a Chroma version with another layout: say so, keep serving
@@ -97,3 +101,26 @@ def zero_hnsw_tails(chroma_dir: str) -> int:
                 fh.write(bytes((capacity - count) * size))
             changed += 1
     return changed
+
+
+def _prune_schema_keys(db: sqlite3.Connection, collection_id: str) -> None:
+    """Drop from the collection's stored schema the metadata keys no remaining vector uses."""
+    row = db.execute("SELECT schema_str FROM collections WHERE id = ?", (collection_id,)).fetchone()
+    if row is None or not row[0]:
+        return
+    schema = json.loads(row[0])
+    keys = schema.get("keys")
+    if not isinstance(keys, dict):
+        return
+    used = {
+        k
+        for (k,) in db.execute(
+            "SELECT DISTINCT m.key FROM embedding_metadata m JOIN embeddings e ON e.id = m.id "
+            "JOIN segments s ON s.id = e.segment_id WHERE s.collection = ?",
+            (collection_id,),
+        )
+    }
+    kept = {k: v for k, v in keys.items() if k.startswith("#") or k in used}
+    if len(kept) < len(keys):
+        schema["keys"] = kept
+        db.execute("UPDATE collections SET schema_str = ? WHERE id = ?", (json.dumps(schema), collection_id))
