@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import reprlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,13 @@ Scalar = str | int | float | bool
 
 SHADOW_SEP = "__"
 MAX_DEPTH = 32  # nested $and/$or levels
+_QUOTE = reprlib.Repr()
+_QUOTE.maxlevel, _QUOTE.maxstring, _QUOTE.maxother, _QUOTE.maxlist, _QUOTE.maxdict = 2, 80, 80, 4, 4
+
+
+def _quote(value: Any) -> str:
+    """A caller's value in an error message: short, and no recursion into a deeply nested operand."""
+    return _QUOTE.repr(value)
 
 
 # --------------------------------------------------------------------------- value kinds
@@ -54,7 +62,8 @@ def _range_kind(operand: Any) -> str:
     if version_number(operand) is not None:
         return "version"
     raise FilterError(
-        f"range operand {operand!r} must be a number, an ISO date ('2024-03-01') or a version ('2.10.0')"
+        f"range operand {_quote(operand)} must be a number, an ISO date ('2024-03-01') "
+        "or a version ('2.10.0')"
     )
 
 
@@ -103,34 +112,36 @@ def _is_text(v: Any) -> bool:
 def _check_scalar(field: str, op: str, v: Any) -> None:
     if isinstance(v, bool) or _is_text(v) or _is_number(v):
         return
-    raise FilterError(f"filter {field!r} {op}: operand {v!r} must be a string, number or boolean")
+    raise FilterError(f"filter {_quote(field)} {op}: operand {_quote(v)} must be a string, number or boolean")
 
 
 def _parse_field(field: str, spec: Any) -> Node:
     if not _is_text(field) or not field or field.startswith("$"):
         raise FilterError(
-            f"unknown operator {field!r} at the top level; options: {', '.join(LOGICAL_OPS)} or a field name"
+            f"unknown operator {_quote(field)} at the top level; "
+            f"options: {', '.join(LOGICAL_OPS)} or a field name"
         )
     if SHADOW_SEP in field or field.startswith("acl"):
         raise FilterError(
-            f"filter field {field!r} is reserved (contains '{SHADOW_SEP}' or starts with 'acl')"
+            f"filter field {_quote(field)} is reserved (contains '{SHADOW_SEP}' or starts with 'acl')"
         )
     if not isinstance(spec, dict):
         if isinstance(spec, list):
-            raise FilterError(f"filter {field!r}: use {{'$in': [...]}} to match one of several values")
+            raise FilterError(f"filter {_quote(field)}: use {{'$in': [...]}} to match one of several values")
         _check_scalar(field, "$eq", spec)
         return Cond(field, "$eq", spec)
     if not spec:
-        raise FilterError(f"filter {field!r}: empty operator object")
+        raise FilterError(f"filter {_quote(field)}: empty operator object")
     conds: list[Node] = []
     for op, v in spec.items():
         if op not in COMPARISON_OPS:
             raise FilterError(
-                f"unknown operator {op!r} for field {field!r}; options: {', '.join(COMPARISON_OPS)}"
+                f"unknown operator {_quote(op)} for field {_quote(field)}; "
+                f"options: {', '.join(COMPARISON_OPS)}"
             )
         if op in ("$in", "$nin"):
             if not isinstance(v, list):
-                raise FilterError(f"filter {field!r} {op}: operand must be a list, got {v!r}")
+                raise FilterError(f"filter {_quote(field)} {op}: operand must be a list, got {_quote(v)}")
             for item in v:
                 _check_scalar(field, op, item)
             conds.append(Cond(field, op, tuple(v)))
@@ -168,11 +179,11 @@ def _parse_obj(obj: dict[str, Any], depth: int = 0) -> Node:
     for key, val in obj.items():
         if key in LOGICAL_OPS:
             if not isinstance(val, list) or not val:
-                raise FilterError(f"{key} needs a non-empty list of filter objects, got {val!r}")
+                raise FilterError(f"{key} needs a non-empty list of filter objects, got {_quote(val)}")
             children = []
             for item in val:
                 if not isinstance(item, dict) or not item:
-                    raise FilterError(f"{key} items must be non-empty filter objects, got {item!r}")
+                    raise FilterError(f"{key} items must be non-empty filter objects, got {_quote(item)}")
                 children.append(_parse_obj(item, depth + 1))
             nodes.append(children[0] if len(children) == 1 else Logic(key, tuple(children)))
         else:

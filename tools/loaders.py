@@ -47,6 +47,8 @@ _HTML_BLOCKS = {
     "p", "div", "section", "article", "main", "header", "footer", "aside", "blockquote", "figure",
     "figcaption", "dl", "dt", "dd", "address", "details", "summary", "body", "html", "hr",
 }  # fmt: skip
+# deeper HTML markup is read as plain text and deeper JSONL metadata is refused: the walkers recurse per level
+_MAX_NESTING = 100
 # JSONL keys that are structure, not metadata
 _JSONL_ID_KEYS = ("_id", "id", "doc_id")
 _JSONL_CORE_KEYS = {"_id", "id", "doc_id", "title", "text"}
@@ -266,9 +268,12 @@ class _HtmlConverter:
             self.blocks.append(text)
         self._inline = []
 
-    def walk(self, node: Any) -> None:
+    def walk(self, node: Any, depth: int = 0) -> None:
         from bs4 import Comment, Declaration, Doctype, NavigableString, ProcessingInstruction, Tag
 
+        if depth >= _MAX_NESTING:  # get_text walks the rest of the tree without recursing
+            self._inline.append(node.get_text(" "))
+            return
         for child in node.children:
             if isinstance(child, (Comment, Doctype, Declaration, ProcessingInstruction)):
                 continue
@@ -306,10 +311,10 @@ class _HtmlConverter:
                 self._inline.append(" ")
             elif name in _HTML_BLOCKS or name == "li":
                 self.flush()
-                self.walk(child)
+                self.walk(child, depth + 1)
                 self.flush()
             else:
-                self.walk(child)
+                self.walk(child, depth + 1)
 
 
 def _html_table(table: Any) -> str:
@@ -426,6 +431,8 @@ def _jsonl_document(raw: bytes, *, source: str) -> Document:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
         raise _FileProblem(f"invalid JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise _FileProblem(f"JSON nests deeper than {_MAX_NESTING} levels") from None
     if not isinstance(record, dict):
         raise _FileProblem(f"expected a JSON object, got {type(record).__name__}")
     doc_id = next((record[k] for k in _JSONL_ID_KEYS if k in record), None)
@@ -453,13 +460,15 @@ def _jsonl_document(raw: bytes, *, source: str) -> Document:
     )
 
 
-def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def _flatten(values: dict[str, Any], prefix: str = "", depth: int = 0) -> dict[str, Any]:
     """Nested dicts become dotted keys (`metadata.url`); empty dicts disappear."""
+    if depth >= _MAX_NESTING:
+        raise _FileProblem(f"JSON nests deeper than {_MAX_NESTING} levels")
     out: dict[str, Any] = {}
     for key, value in values.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
-            out.update(_flatten(value, prefix=f"{name}."))
+            out.update(_flatten(value, prefix=f"{name}.", depth=depth + 1))
         else:
             out[name] = value
     return out

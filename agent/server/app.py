@@ -9,8 +9,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 from langserve import add_routes
 from ragroute.context import Context
@@ -23,6 +24,7 @@ from ragroute.server.guard import PUBLIC_PATHS, GuardMiddleware, identity_of
 from ragroute.server.health import add_health_routes
 from ragroute.server.policy import check_question_input, check_request_configurable, server_configurable
 from ragroute.server.state import (
+    DEFAULT_MAX_BATCH_INPUTS,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_QUESTION_CHARS,
     DEFAULT_MAX_UPLOAD_BYTES,
@@ -31,8 +33,14 @@ from ragroute.server.state import (
 )
 from ragroute.tools.errors import ConfigError, InputError, ProviderError, RagrouteError
 from ragroute.workflow import build_graph
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 SESSION_HEADER = "x-session-id"
+
+
+def _printable(text: str) -> str:
+    """`text` safe to send as JSON: a lone surrogate echoed from the request becomes its \\u escape."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -41,15 +49,21 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InputError)
     @app.exception_handler(ConfigError)
     async def _user_error(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+        return JSONResponse({"detail": _printable(str(exc))}, status_code=422)
 
     @app.exception_handler(ProviderError)
     async def _provider_error(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=502)
+        return JSONResponse({"detail": _printable(str(exc))}, status_code=502)
 
     @app.exception_handler(RagrouteError)
     async def _other_error(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=400)
+        return JSONResponse({"detail": _printable(str(exc))}, status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if isinstance(exc.detail, str):  # a detail naming the caller's input may hold a lone surrogate
+            exc.detail = _printable(exc.detail)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -61,7 +75,31 @@ def _add_error_handlers(app: FastAPI) -> None:
                 parts.append(f"{loc}: {err.get('msg', err)}" if loc else str(err.get("msg", err)))
             else:
                 parts.append(str(err))
-        return JSONResponse({"detail": "; ".join(parts) or "invalid request"}, status_code=422)
+        return JSONResponse({"detail": _printable("; ".join(parts) or "invalid request")}, status_code=422)
+
+
+class BatchTooLarge(InputError):
+    """A batch with more inputs than the server allows (HTTP 413)."""
+
+
+def _check_ask_body(body: Any, batch: bool, settings: ServerSettings) -> None:
+    """Reject a bad /ask body with InputError; a batch must be a list of at most `max_batch_inputs` inputs.
+
+    One bad input rejects the whole batch, naming it (`inputs[3].question ...`): langserve's batch has no
+    per-item errors, and a client resends the fixed batch rather than matching partial results."""
+    if not isinstance(body, dict):
+        raise InputError("body must be a JSON object")
+    check_request_configurable(body.get("config"))  # an unknown key: 422, not silently dropped
+    if not batch:
+        check_question_input(body.get("input"), settings.max_question_chars)
+        return
+    inputs = body.get("inputs")
+    if not isinstance(inputs, list):
+        raise InputError('inputs must be a list of objects like {"question": "..."}')
+    if len(inputs) > settings.max_batch_inputs:
+        raise BatchTooLarge(f"batch has {len(inputs)} inputs; the limit is {settings.max_batch_inputs}")
+    for i, item in enumerate(inputs):
+        check_question_input(item, settings.max_question_chars, f"inputs[{i}]")
 
 
 def _add_ask_routes(app: FastAPI, holder: IndexHolder, settings: ServerSettings) -> None:
@@ -70,16 +108,12 @@ def _add_ask_routes(app: FastAPI, holder: IndexHolder, settings: ServerSettings)
     async def per_request(config: dict[str, Any], request: Request) -> dict[str, Any]:
         ident = identity_of(request)
         try:
-            body = await request.json()  # starlette caches it; langserve parsed it already
-            if isinstance(body, dict):  # an unknown configurable key: 422, not silently dropped
-                check_request_configurable(body.get("config"))
-            if isinstance(body, dict) and isinstance(body.get("inputs"), list):
-                for i, item in enumerate(body["inputs"]):
-                    check_question_input(item, settings.max_question_chars, f"inputs[{i}]")
-            elif isinstance(body, dict) and "input" in body:
-                check_question_input(body["input"], settings.max_question_chars)
+            # starlette caches the body langserve parsed already; the guard made sure it is UTF-8 and shallow
+            _check_ask_body(await request.json(), request.url.path.endswith("/batch"), settings)
             configurable = server_configurable(config.get("configurable"), ident, settings)
-        except RagrouteError as exc:
+        except BatchTooLarge as exc:
+            raise HTTPException(413, str(exc)) from None
+        except (RagrouteError, ValueError, TypeError) as exc:  # Context checks some values with float()
             raise HTTPException(422, str(exc)) from None
         await asyncio.to_thread(holder.get)  # opened off the event loop before the graph searches it
         out: Any = {**config, "configurable": configurable}
@@ -114,6 +148,7 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     max_question_chars: int = DEFAULT_MAX_QUESTION_CHARS,
+    max_batch_inputs: int = DEFAULT_MAX_BATCH_INPUTS,
     anonymous: Identity | None = ANONYMOUS,
     tracing: bool = True,
     redact_pii: bool = False,
@@ -122,7 +157,8 @@ def create_app(
 
     `api_keys`: mapping/JSON/path as for `load_api_keys`; None reads the environment. With keys, every
     route but /health and /ready needs a valid X-API-Key; without keys callers run as `anonymous`
-    (public documents only). `index`: an already open HybridIndex to serve (tests, embedding apps)."""
+    (public documents only). `index`: an already open HybridIndex to serve (tests, embedding apps).
+    `max_batch_inputs`: the most inputs one /ask/batch may carry (more: 413)."""
     path = os.path.abspath(
         os.path.expanduser(index_dir or os.environ.get("RAGROUTE_INDEX_DIR") or "~/.ragroute/index")
     )
@@ -134,6 +170,7 @@ def create_app(
         llm=llm,
         keys=keys,
         max_question_chars=max_question_chars,
+        max_batch_inputs=max_batch_inputs,
         tracing=tracing,
         redact_pii=redact_pii,
     )

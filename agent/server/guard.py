@@ -1,10 +1,19 @@
-"""The ASGI guard in front of every route: X-API-Key authentication and request body caps."""
+"""The ASGI guard in front of every route: X-API-Key authentication, request body caps and JSON sanity.
+
+A JSON body must be UTF-8 and nest at most `MAX_JSON_DEPTH` levels before any route parses it: the
+parsers, validators and serializers behind the routes recurse per level, so a hostile body could
+otherwise exhaust the stack (RecursionError) or fail to decode deep inside a handler.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
+import operator
+import re
 from collections.abc import Awaitable, Callable
+from itertools import accumulate, count
 from typing import Any
 
 from fastapi import HTTPException, Request
@@ -13,6 +22,13 @@ from ragroute.server.auth import Identity
 
 API_KEY_HEADER = "x-api-key"
 PUBLIC_PATHS = ("/health", "/ready", LOGIN_PATH, LOGOUT_PATH)
+# deep enough for any real request (a filter stops at 32 $and levels, about 70 JSON levels), shallow
+# enough that nothing recursive behind the routes comes near Python's recursion limit
+MAX_JSON_DEPTH = 100
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_BRACKET_STEP = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")  # minus one: +1 opens, -1 closes
+_INLINE_CHECK_BYTES = 64_000
 
 
 class GuardMiddleware:
@@ -74,37 +90,66 @@ class GuardMiddleware:
                     send, 413, {"detail": f"request body is {declared} bytes; the limit is {limit}"}
                 )
                 return
+        as_json = _parsed_as_json(path, headers.get("content-type", ""))
+        if scope.get("method") not in ("POST", "PUT", "PATCH") or (declared is not None and not as_json):
             await self.app(scope, receive, send)
             return
-        if scope.get("method") in ("POST", "PUT", "PATCH"):  # chunked body: buffer it up to the limit
-            chunks: list[bytes] = []
-            size = 0
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return
-                chunks.append(message.get("body", b""))
-                size += len(chunks[-1])
-                if size > limit:
-                    await _send_json(
-                        send, 413, {"detail": f"request body exceeds the limit of {limit} bytes"}
-                    )
-                    return
-                if not message.get("more_body"):
-                    break
-            body = b"".join(chunks)
-            sent = False
-
-            async def replay() -> dict:
-                nonlocal sent
-                if not sent:
-                    sent = True
-                    return {"type": "http.request", "body": body, "more_body": False}
-                return await receive()
-
-            await self.app(scope, replay, send)
+        # a body without Content-Length is buffered to enforce the limit; a JSON body to check it
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > limit:
+                await _send_json(send, 413, {"detail": f"request body exceeds the limit of {limit} bytes"})
+                return
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        problem = None
+        if as_json:  # a big body is checked off the event loop (about 0.15 s per MB of brackets)
+            big = len(body) > _INLINE_CHECK_BYTES
+            problem = await asyncio.to_thread(json_body_problem, body) if big else json_body_problem(body)
+        if problem:
+            await _send_json(send, 422, {"detail": problem})
             return
-        await self.app(scope, receive, send)
+        sent = False
+
+        async def replay() -> dict:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def _parsed_as_json(path: str, content_type: str) -> bool:
+    """Whether a route parses this body as JSON: a JSON content type, or any body under /ask (langserve)."""
+    ctype = content_type.lower()
+    if ctype.startswith(("multipart/", "application/x-www-form-urlencoded")):
+        return False
+    return "json" in ctype or path.startswith("/ask/")
+
+
+def json_body_problem(body: bytes) -> str | None:
+    """Why `body` cannot be a JSON request (not UTF-8, nested too deep); None when it may be parsed."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"request body is not valid UTF-8 (byte 0x{body[exc.start]:02x} at offset {exc.start})"
+    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
+        return None
+    # depth = the highest running sum of +1 per opening and -1 per closing bracket outside strings
+    steps = _JSON_STRING.sub(b"", body).translate(_BRACKET_STEP, _NOT_BRACKET)
+    depth = max(map(operator.sub, accumulate(steps), count(1)), default=0)
+    if depth > MAX_JSON_DEPTH:
+        return f"request body nests deeper than {MAX_JSON_DEPTH} levels of arrays and objects"
+    return None
 
 
 async def _send_json(send: Any, status: int, body: dict, extra: dict[str, str] | None = None) -> None:

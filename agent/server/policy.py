@@ -107,6 +107,10 @@ def check_question_input(value: Any, max_chars: int, where: str = "input") -> No
         raise InputError(f"{where}.question must be a non-empty string")
     if len(question) > max_chars:
         raise InputError(f"{where}.question is {len(question)} characters; the limit is {max_chars}")
+    try:
+        question.encode("utf-8")
+    except UnicodeEncodeError:  # a "\ud800" escape in the JSON: no tokenizer, cache key or log can take it
+        raise InputError(f"{where}.question contains invalid unicode (a lone surrogate)") from None
     if value.get("filters") is not None:
         _check_filter(value["filters"], f"{where}.filters")
 

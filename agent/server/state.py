@@ -14,6 +14,7 @@ from ragroute.tools.types import SearchHit
 DEFAULT_MAX_BODY_BYTES = 1_000_000
 DEFAULT_MAX_UPLOAD_BYTES = 20_000_000
 DEFAULT_MAX_QUESTION_CHARS = 2_000
+DEFAULT_MAX_BATCH_INPUTS = 32  # /ask/batch: more inputs are a 413, so one caller cannot hold the workers
 
 
 @dataclass
@@ -24,6 +25,7 @@ class ServerSettings:
     llm: str | None = None
     keys: dict[str, Identity] = field(default_factory=dict)
     max_question_chars: int = DEFAULT_MAX_QUESTION_CHARS
+    max_batch_inputs: int = DEFAULT_MAX_BATCH_INPUTS
     tracing: bool = True
     redact_pii: bool = False  # force Context.redact_query_pii on every run and redact ingested documents
 

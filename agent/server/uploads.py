@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ragroute.tools.errors import InputError
-from ragroute.tools.loaders import load_file
+from ragroute.tools.loaders import LoadFailure, load_file
 from ragroute.tools.types import Document
 
 if TYPE_CHECKING:  # only for annotations; the request object comes from the `serve` extra
@@ -21,40 +21,48 @@ DOCUMENT_FIELDS = {"doc_id", "text", "title", "source", "metadata", "format"}
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def documents_from_json(items: Any) -> list[Document]:
-    """Validate JSON document objects into `Document`s (InputError naming the bad item)."""
+def documents_from_json(items: Any) -> list[Document | LoadFailure]:
+    """JSON document objects as `Document`s; a malformed one becomes a LoadFailure naming it, so the others
+    are still ingested. InputError when `items` is no list, or when not one item is a document."""
     if not isinstance(items, list) or not items:
         raise InputError("documents must be a non-empty list of {doc_id, text, title?, metadata?, format?}")
-    docs = []
+    docs: list[Document | LoadFailure] = []
     for i, item in enumerate(items):
-        where = f"documents[{i}]"
-        if not isinstance(item, dict):
-            raise InputError(f"{where} must be an object, got {type(item).__name__}")
-        unknown = set(item) - DOCUMENT_FIELDS
-        if unknown:
-            raise InputError(f"{where}: unknown field(s) {sorted(unknown)}")
-        doc_id, text = item.get("doc_id"), item.get("text")
-        if not isinstance(doc_id, str) or not doc_id.strip():
-            raise InputError(f"{where}.doc_id must be a non-empty string")
-        if not isinstance(text, str) or not text.strip():
-            raise InputError(f"{where}.text must be a non-empty string")
-        fmt = item.get("format", "text")
-        if fmt not in ("text", "markdown"):
-            raise InputError(f"{where}.format={fmt!r}; options: ['text', 'markdown']")
-        meta = item.get("metadata") or {}
-        if not isinstance(meta, dict):
-            raise InputError(f"{where}.metadata must be an object")
-        docs.append(
-            Document(
-                doc_id=doc_id.strip(),
-                text=text,
-                title=str(item.get("title") or ""),
-                source=str(item.get("source") or f"api:{doc_id.strip()}"),
-                metadata=dict(meta),
-                format=fmt,
-            )
-        )
+        try:
+            docs.append(_document_from_json(item, f"documents[{i}]"))
+        except InputError as exc:
+            docs.append(LoadFailure(f"documents[{i}]", str(exc)))
+    if all(isinstance(d, LoadFailure) for d in docs):  # nothing to ingest: one request error, not a report
+        raise InputError("; ".join(d.message for d in docs[:3] if isinstance(d, LoadFailure)))
     return docs
+
+
+def _document_from_json(item: Any, where: str) -> Document:
+    """One JSON document object as a `Document` (InputError naming the bad field)."""
+    if not isinstance(item, dict):
+        raise InputError(f"{where} must be an object, got {type(item).__name__}")
+    unknown = set(item) - DOCUMENT_FIELDS
+    if unknown:
+        raise InputError(f"{where}: unknown field(s) {sorted(unknown)}")
+    doc_id, text = item.get("doc_id"), item.get("text")
+    if not isinstance(doc_id, str) or not doc_id.strip():
+        raise InputError(f"{where}.doc_id must be a non-empty string")
+    if not isinstance(text, str) or not text.strip():
+        raise InputError(f"{where}.text must be a non-empty string")
+    fmt = item.get("format", "text")
+    if fmt not in ("text", "markdown"):
+        raise InputError(f"{where}.format={fmt!r}; options: ['text', 'markdown']")
+    meta = item.get("metadata") or {}
+    if not isinstance(meta, dict):
+        raise InputError(f"{where}.metadata must be an object")
+    return Document(
+        doc_id=doc_id.strip(),
+        text=text,
+        title=str(item.get("title") or ""),
+        source=str(item.get("source") or f"api:{doc_id.strip()}"),
+        metadata=dict(meta),
+        format=fmt,
+    )
 
 
 def documents_from_uploads(files: list[tuple[str, bytes]]) -> list[Any]:
@@ -66,7 +74,9 @@ def documents_from_uploads(files: list[tuple[str, bytes]]) -> list[Any]:
             path = Path(tmp) / safe
             path.write_bytes(data)
             for item in load_file(path, doc_id=safe):
-                out.append(replace(item, source=f"upload:{safe}"))
+                # the temporary path never shows; a failure keeps its suffix (the line of a .jsonl)
+                where = item.source.removeprefix(str(path)) if isinstance(item, LoadFailure) else ""
+                out.append(replace(item, source=f"upload:{safe}{where}"))
     return out
 
 
@@ -88,6 +98,8 @@ async def read_ingest_request(request: Request) -> tuple[list[Any], dict[str, An
                 meta = json.loads(raw_meta)
             except json.JSONDecodeError as exc:
                 raise InputError(f"meta is not valid JSON ({exc.msg})") from None
+            except RecursionError:  # the guard checks JSON bodies, not the fields of a multipart form
+                raise InputError("meta nests too deeply") from None
         if not files:
             raise InputError("multipart upload has no files (use field name 'files')")
         docs = await asyncio.to_thread(documents_from_uploads, files)
