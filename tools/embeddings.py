@@ -100,7 +100,9 @@ class SentenceTransformerEmbedder:
         """Length of the produced vectors, read from the model's files when they say it (no model load)."""
         dim = _dimension_from_files(self.model_path)
         if dim is None:
-            found = self._model.get_sentence_embedding_dimension()
+            model = self._model
+            # sentence-transformers 5 renamed the method; the old name warns
+            found = getattr(model, "get_embedding_dimension", model.get_sentence_embedding_dimension)()
             dim = int(found) if found is not None else len(self.embed_query("x"))
         return dim
 
