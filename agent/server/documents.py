@@ -59,6 +59,9 @@ def add_document_routes(app: FastAPI, holder: IndexHolder, settings: ServerSetti
 
         report = await asyncio.to_thread(run)
         status = 200 if report["counts"]["failed"] == 0 or len(docs) > report["counts"]["failed"] else 422
+        if status == 422 and report["failed"]:  # nothing written: one line to read beside the report
+            first = report["failed"][0]
+            report["detail"] = f"no document was ingested; {first['source']}: {first['message']}"
         return JSONResponse(report, status_code=status)
 
     @app.delete("/documents/{doc_id:path}")

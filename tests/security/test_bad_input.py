@@ -195,6 +195,16 @@ async def test_a_bad_json_document_fails_alone(client: httpx.AsyncClient, sample
     assert sample_index.document_hash("bad-text") is None
 
 
+async def test_when_every_document_fails_the_report_is_a_422_with_a_detail(client: httpx.AsyncClient) -> None:
+    body = {"documents": [{"doc_id": "only-bad", "text": "x \ud800 y"}]}
+    r = await post_raw(client, "/ingest", json.dumps(body), key=WRITER)
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"] == (
+        "no document was ingested; api:only-bad: text contains invalid unicode (a lone surrogate)"
+    )
+    assert r.json()["counts"]["failed"] == 1
+
+
 async def test_a_lone_surrogate_in_the_shared_meta_is_a_422(client: httpx.AsyncClient) -> None:
     body = {"documents": [{"doc_id": "m1", "text": "t"}], "meta": {"owner": "\ud800"}}
     r = await post_raw(client, "/ingest", json.dumps(body), key=WRITER)
