@@ -195,6 +195,8 @@ def score_sentences(
     for src in sources:
         heading = heading_of(src)
         for sentence, asked in statements(src.get("text", "")):
+            if asked and asked.lower() in heading.lower():
+                asked = ""  # the title asks it ("Why Is There Air?", an album): the heading says it already
             if len(content_terms(sentence)) >= 2:
                 candidates.append((ScoredSentence(sentence, int(src["n"]), 0.0, 0.0, 0.0, asked), heading))
     if not candidates:

@@ -187,3 +187,18 @@ def test_statements_know_which_question_they_answer():
         ("Other text.", ""),
     ]
     assert is_question("Is it (really?)") and not is_question("It is. Really.")
+
+
+def test_a_title_that_asks_is_not_an_faq_question():
+    """A work named by a question ("Why Is There Air?", an album): the heading already holds it."""
+    album = {
+        "n": 1,
+        "title": "Why Is There Air?",
+        "text": "Why Is There Air?  (1965) is Bill Cosby's third album.  It was recorded in Las Vegas.",
+    }
+    scored = score_sentences("Where was Bill Cosby's third album recorded?", [album], providers.embedder())
+    assert {s.text for s in scored} == {
+        "(1965) is Bill Cosby's third album.",
+        "It was recorded in Las Vegas.",
+    }
+    assert all(s.asked == "" for s in scored)
