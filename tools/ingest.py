@@ -300,8 +300,10 @@ def _ingest(
     if callable(backfill):  # an index from an older version: its documents' sentence vectors, once
         backfill()
     compact = getattr(index, "compact", None)
-    if redactor is not None and report.updated and callable(compact):
-        compact()  # the replaced raw versions must not stay in freed pages or Chroma's log
+    if redactor is not None and (report.added or report.updated) and callable(compact):
+        # replaced raw versions must not stay in freed pages or Chroma's log, nor raw text read from the
+        # files in the never-cleared tail Chroma writes into its HNSW files (see index/scrub.py)
+        compact()
     report.seconds = time.perf_counter() - started
     return report
 
