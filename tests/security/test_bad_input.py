@@ -82,7 +82,7 @@ async def test_a_lone_surrogate_in_a_batch_names_the_input(client: httpx.AsyncCl
     assert r.json()["detail"] == "inputs[1].question contains invalid unicode (a lone surrogate)"
 
 
-async def test_a_lone_surrogate_elsewhere_is_echoed_escaped(client: httpx.AsyncClient) -> None:
+async def test_a_lone_surrogate_anywhere_else_in_the_body_is_a_422(client: httpx.AsyncClient) -> None:
     for body in (
         {"input": {"question": "q", "\ud800": 1}},
         {"input": {"question": "q", "filters": {"doc_type\udc00": "x"}}},
