@@ -22,6 +22,7 @@ from ragroute.server.auth import ANONYMOUS, Identity, load_api_keys
 from ragroute.server.documents import add_document_routes
 from ragroute.server.guard import PUBLIC_PATHS, GuardMiddleware, identity_of
 from ragroute.server.health import add_health_routes
+from ragroute.server.openai_compat import add_openai_routes
 from ragroute.server.policy import check_question_input, check_request_configurable, server_configurable
 from ragroute.server.state import (
     DEFAULT_MAX_BATCH_INPUTS,
@@ -194,6 +195,7 @@ def create_app(
     add_api_pages(app, keys, PUBLIC_PATHS)
     _add_error_handlers(app)
     _add_ask_routes(app, holder, settings)
+    add_openai_routes(app, holder, settings)
     add_health_routes(app, holder)
     add_document_routes(app, holder, settings)
     app.add_middleware(

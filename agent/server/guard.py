@@ -57,6 +57,15 @@ class GuardMiddleware:
                 return ident
         return None
 
+    def _presented_key(self, headers: dict[str, str], method: str) -> str | None:
+        """The key a request presents: X-API-Key, else `Authorization: Bearer KEY`, else the /login cookie."""
+        if API_KEY_HEADER in headers:
+            return headers[API_KEY_HEADER]
+        if not self.keys:  # OpenAI clients always send some Bearer token: a keyless server ignores it
+            return None
+        # OpenAI clients send the key as a Bearer token; browsers (/docs, the playground) send the cookie
+        return _bearer_token(headers) or key_from_cookie(headers, method)
+
     async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]], send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -64,9 +73,7 @@ class GuardMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         path = scope.get("path", "")
         if path not in PUBLIC_PATHS:
-            presented = headers.get(API_KEY_HEADER)
-            if presented is None and self.keys:  # browsers (/docs, the playground): the /login cookie
-                presented = key_from_cookie(headers, scope.get("method", "GET"))
+            presented = self._presented_key(headers, scope.get("method", "GET"))
             ident = self._lookup(presented)
             if ident is None:
                 to_login = login_redirect(
@@ -75,7 +82,8 @@ class GuardMiddleware:
                 if to_login is not None:  # a person opened a page: ask for the key instead of JSON 401
                     await _send_json(send, 303, {"detail": "log in first"}, {"location": to_login})
                     return
-                msg = "missing X-API-Key header" if API_KEY_HEADER not in headers else "invalid API key"
+                sent_key = API_KEY_HEADER in headers or bool(self.keys and _bearer_token(headers))
+                msg = "invalid API key" if sent_key else "missing X-API-Key header"
                 await _send_json(send, 401, {"detail": msg}, {"www-authenticate": "ApiKey"})
                 return
             scope.setdefault("state", {})["identity"] = ident
@@ -150,6 +158,12 @@ def json_body_problem(body: bytes) -> str | None:
     if depth > MAX_JSON_DEPTH:
         return f"request body nests deeper than {MAX_JSON_DEPTH} levels of arrays and objects"
     return None
+
+
+def _bearer_token(headers: dict[str, str]) -> str | None:
+    """The KEY of an `Authorization: Bearer KEY` header (lower-case `headers`), or None."""
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    return (token.strip() or None) if scheme.lower() == "bearer" else None
 
 
 async def _send_json(send: Any, status: int, body: dict, extra: dict[str, str] | None = None) -> None:
