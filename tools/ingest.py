@@ -6,6 +6,7 @@ other documents are still written.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -23,6 +24,7 @@ from ragroute.tools.chunking import (
 )
 from ragroute.tools.doc_ids import IdClaims, root_of
 from ragroute.tools.errors import ConfigError, InputError, RagrouteError
+from ragroute.tools.lc_documents import as_source_documents
 from ragroute.tools.loaders import LoadFailure, iter_source_files, load_path
 from ragroute.tools.metadata import read_sidecar, resolve_metadata, validate_metadata
 from ragroute.tools.pii import KEY_ENV, PiiRedactor
@@ -197,7 +199,7 @@ def pii_store_path(index_path: str) -> str:
 
 def ingest_documents(
     index: IngestTarget,
-    documents: Iterable[Document | LoadFailure],
+    documents: Iterable[Any] | Any,
     *,
     meta: dict[str, Any] | None = None,
     progress: bool = True,
@@ -209,7 +211,8 @@ def ingest_documents(
     redact_pii: bool | PiiRedactor | None = None,
     replace_source: bool = False,
 ) -> IngestReport:
-    """Ingest already-loaded documents (LoadFailures pass straight into the report).
+    """Ingest already-loaded documents (LoadFailures pass straight into the report); LangChain
+    `Document`s and a LangChain `BaseLoader` are accepted too (lc_documents converts them).
 
     `redact_pii`: True or a `PiiRedactor` replaces PII (emails, phones, cards, IBANs, IPs, SSNs, cued
     names) in titles and texts with placeholders before anything is chunked, embedded or stored; a
@@ -218,7 +221,7 @@ def ingest_documents(
     """
     return _ingest(
         index,
-        ((item, None) for item in documents),
+        ((item, None) for item in as_source_documents(documents)),
         meta=meta,
         progress=progress,
         batch_size=batch_size,
@@ -229,6 +232,11 @@ def ingest_documents(
         redact_pii=redact_pii,
         replace_source=replace_source,
     )
+
+
+async def aingest_documents(index: IngestTarget, documents: Iterable[Any] | Any, **kw: Any) -> IngestReport:
+    """`ingest_documents` in a worker thread (loading, chunking and embedding block), for async callers."""
+    return await asyncio.to_thread(ingest_documents, index, documents, **kw)
 
 
 def _ingest(

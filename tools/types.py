@@ -7,8 +7,11 @@ from typing import Any
 
 
 @dataclass
-class Document:
-    """One source document before chunking. `doc_id` is stable across re-ingests of the same source."""
+class SourceDocument:
+    """One source document before chunking. `doc_id` is stable across re-ingests of the same source.
+
+    Not LangChain's `Document` (page_content, metadata, id): ingest converts those (see lc_documents).
+    """
 
     doc_id: str
     text: str
@@ -17,6 +20,11 @@ class Document:
     metadata: dict[str, Any] = field(default_factory=dict)
     # "markdown" | "text" | "html" | "pdf" | "jsonl": tells the chunker which structure to look for
     format: str = "text"
+
+
+# the internal modules' old name for SourceDocument; kept out of the public API, where it would shadow
+# langchain_core.documents.Document
+Document = SourceDocument
 
 
 @dataclass
@@ -54,6 +62,11 @@ class AccessScope:
     @property
     def unrestricted(self) -> bool:
         return self.groups is None and self.clearance is None
+
+    @classmethod
+    def public(cls) -> AccessScope:
+        """Public documents only: no groups, clearance 0 (the default for callers that name no scope)."""
+        return cls(groups=[], clearance=0)
 
 
 @dataclass
