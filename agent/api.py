@@ -10,7 +10,7 @@ from typing import Any, TypeAlias, cast
 
 from langgraph.types import StreamMode
 from ragroute.context import Context, check_llm_provider
-from ragroute.runtime import caching
+from ragroute.runtime import caching, threads
 from ragroute.runtime.providers import Providers, using
 from ragroute.runtime.sync import run_sync
 from ragroute.runtime.tracing import traced_config
@@ -61,24 +61,39 @@ def _shape(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def ask(
-    question: str, *, context: ContextLike = None, providers: Providers | None = None, **overrides: Any
+    question: str,
+    *,
+    context: ContextLike = None,
+    providers: Providers | None = None,
+    thread_id: str | None = None,
+    **overrides: Any,
 ) -> dict[str, Any]:
     """Answer `question` synchronously. `context`: a Context or a dict of its fields; keyword arguments
     override single fields (index_dir, llm, user_groups, all_access, ...). Without user_groups, clearance
     or all_access=True only public documents are searched. `providers`: ready-made objects this run uses
-    instead of building them from those strings.
+    instead of building them from those strings. `thread_id`: a conversation; earlier questions of the
+    thread (kept in `<index_dir>/threads.sqlite`) turn a follow-up into a standalone question.
 
     Works inside a running event loop too (a notebook): `aask` runs on ragroute's background loop."""
     # validate in the caller's thread: clear errors before any run starts
     _inputs(question, context, overrides, providers)
-    return run_sync(aask(question, context=context, providers=providers, **overrides))
+    if thread_id is not None:
+        threads.check_thread_id(thread_id)
+    return run_sync(aask(question, context=context, providers=providers, thread_id=thread_id, **overrides))
 
 
 async def aask(
-    question: str, *, context: ContextLike = None, providers: Providers | None = None, **overrides: Any
+    question: str,
+    *,
+    context: ContextLike = None,
+    providers: Providers | None = None,
+    thread_id: str | None = None,
+    **overrides: Any,
 ) -> dict[str, Any]:
     """Async `ask`."""
     inputs, ctx = _inputs(question, context, overrides, providers)
+    if thread_id is not None:
+        return await _ask_in_thread(inputs, ctx, providers, threads.check_thread_id(thread_id))
 
     async def run(values: dict[str, Any]) -> dict[str, Any]:
         state = cast(InputState, values)
@@ -87,6 +102,24 @@ async def aask(
     # the response cache; the output's `cache` says {"response": "hit"|"miss"|"off", "retrieval_hits": n, ...}
     with using(providers):  # the cache key names the bound objects too
         return await caching.answer(inputs, ctx, run)
+
+
+async def _ask_in_thread(
+    inputs: dict[str, Any], ctx: Context, providers: Providers | None, thread_id: str
+) -> dict[str, Any]:
+    """One question of a conversation thread, checkpointed in the SQLite file beside the index.
+
+    Never served from the response cache: the answer depends on the thread, and the thread must record it."""
+
+    async def run(values: dict[str, Any]) -> dict[str, Any]:
+        async with threads.saver(ctx) as saver:
+            runnable = graph.copy(update={"checkpointer": saver})
+            config = traced_config(ctx=ctx)
+            config["configurable"] = {**config.get("configurable", {}), "thread_id": thread_id}
+            return _shape(await runnable.ainvoke(cast(InputState, values), context=ctx, config=config))
+
+    with using(providers):
+        return await caching.answer(inputs, dataclasses.replace(ctx, cache=False), run)
 
 
 async def astream(

@@ -14,6 +14,7 @@ from typing_extensions import TypedDict
 
 ABSTAIN_TEXT = "I don't have enough information to answer that."
 ROUTES = ("simple", "expand", "multihop")
+MAX_HISTORY = 40  # messages (20 turns) a thread keeps; condensation reads only the last few
 
 
 def merge_hits(left: list[dict] | None, right: list[dict] | None) -> list[dict]:
@@ -43,6 +44,11 @@ def add_numbers(left: dict | None, right: dict | None) -> dict:
     for key, value in (right or {}).items():
         out[key] = round(out.get(key, 0) + value, 6)
     return out
+
+
+def add_turns(left: list[dict] | None, right: list[dict] | None) -> list[dict]:
+    """A conversation's messages with the new ones appended, the oldest dropped beyond MAX_HISTORY."""
+    return [*(left or []), *(right or [])][-MAX_HISTORY:]
 
 
 def add_unique(left: list[str] | None, right: list[str] | None) -> list[str]:
@@ -117,3 +123,10 @@ class RAGState(InputState, OutputState, total=False):
     attempt: int
     started_at: float
     trace: Annotated[list[dict], operator.add]
+    # conversation threads (a checkpointer keeps the state between questions): every finished run appends
+    # {"role": "user", "content": asked, "standalone": question} and {"role": "assistant", "content":
+    # answer, "doc_ids": [...]}; on a thread with history, condense rewrites `question` into a standalone
+    # question and keeps the words as asked in `asked`
+    history: Annotated[list[dict], add_turns]
+    asked: str
+    condensed: dict[str, Any]  # condense's note, kept in the trace that classify starts afresh

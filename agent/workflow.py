@@ -1,9 +1,13 @@
-"""The ragroute query graph: classify -> (retrieve | expand | decompose) -> rerank -> prune -> generate ->
-verify (-> retry prune | finalize). `graph` is compiled for LangGraph Studio / langgraph dev.
+"""The ragroute query graph: [condense ->] classify -> (retrieve | expand | decompose) -> rerank -> prune ->
+generate -> verify (-> retry prune | finalize). `graph` is compiled for LangGraph Studio / langgraph dev.
 
 Every node runs from graph.invoke/stream as well as graph.ainvoke/astream (ragroute.runtime.sync.node).
 `build_graph(providers=Providers(...))` binds ready-made objects (an index, a chat model, a reranker) to
-every node of that graph; `graph` is the unbound default."""
+every node of that graph; `graph` is the unbound default.
+
+A run on a thread (a checkpointer and a `thread_id`) that already holds earlier turns starts at condense,
+which rewrites a follow-up into a standalone question; `graph` is compiled without a checkpointer (the
+LangGraph server brings its own, `ragroute.ask(thread_id=...)` a SQLite one beside the index)."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from typing import Any
 from langgraph.graph import END, START, StateGraph
 from ragroute.context import Context
 from ragroute.nodes.classify import classify
+from ragroute.nodes.condense import condense
 from ragroute.nodes.decompose import decompose
 from ragroute.nodes.expand import expand
 from ragroute.nodes.finalize import finalize
@@ -19,7 +24,7 @@ from ragroute.nodes.generate import generate
 from ragroute.nodes.prune import prune
 from ragroute.nodes.rerank import rerank
 from ragroute.nodes.retrieve import retrieve
-from ragroute.nodes.routing import after_classify, after_verify, fan_out
+from ragroute.nodes.routing import after_classify, after_verify, at_start, fan_out
 from ragroute.nodes.verify import verify
 from ragroute.runtime.providers import Providers
 from ragroute.runtime.sync import node as sync_node
@@ -34,6 +39,7 @@ def build_graph(providers: Providers | None = None) -> StateGraph[RAGState, Cont
         return sync_node(afunc, providers=providers)
 
     builder = StateGraph(RAGState, context_schema=Context, input_schema=InputState, output_schema=OutputState)
+    builder.add_node("condense", node(condense))
     builder.add_node("classify", node(classify))
     builder.add_node("expand", node(expand))
     builder.add_node("decompose", node(decompose))
@@ -43,7 +49,8 @@ def build_graph(providers: Providers | None = None) -> StateGraph[RAGState, Cont
     builder.add_node("generate", node(generate))
     builder.add_node("verify", node(verify))
     builder.add_node("finalize", node(finalize))
-    builder.add_edge(START, "classify")
+    builder.add_conditional_edges(START, at_start, ["condense", "classify"])
+    builder.add_edge("condense", "classify")
     builder.add_conditional_edges("classify", after_classify, ["retrieve", "expand", "decompose"])
     builder.add_conditional_edges("expand", fan_out, ["retrieve"])
     builder.add_conditional_edges("decompose", fan_out, ["retrieve"])

@@ -18,7 +18,7 @@ from ragroute.context import Context, context_of
 from ragroute.prompts.classify import CLASSIFY_PROMPT
 from ragroute.runtime.retrieval import asearch
 from ragroute.runtime.steps import call_llm, degrade, note, parse_json, timed
-from ragroute.state import ROUTES, RAGState
+from ragroute.state import ROUTES, RAGState, add_numbers
 from ragroute.tools.entities import (
     COMMON_CUE,
     COMPARISON_CUE,
@@ -165,19 +165,22 @@ async def classify(state: RAGState, runtime: Runtime[Context]) -> dict:
         except Exception as exc:  # bad JSON or a failed model call: recorded, feature route kept
             degradations = [degrade(ctx, "classify", exc) + "; used feature classifier"]
     # classify starts every run: accumulated channels are reset (a checkpointed thread may hold an
-    # earlier question's retrievals, timings and trace)
+    # earlier question's retrievals, timings and trace), keeping what this run's condense step wrote
+    pre = state.get("condensed") or {} if state.get("history") else {}
     return {
         "retrievals": Overwrite([]),
         "candidates": Overwrite([]),
-        "timings": Overwrite({}),
-        "usage": Overwrite(usage),
-        "degradations": Overwrite(degradations),
+        "timings": Overwrite(dict(pre.get("timings") or {})),
+        "usage": Overwrite(add_numbers(pre.get("usage"), usage)),
+        "degradations": Overwrite([*(pre.get("degradations") or []), *degradations]),
         "started_at": started,
         "attempt": 0,
         "route": route,
         "route_reason": reason,
         "features": feats,
         "probe": probe,
-        "trace": Overwrite([note("classify", route=route, reason=reason, features=feats)]),
+        "trace": Overwrite(
+            [*(pre.get("trace") or []), note("classify", route=route, reason=reason, features=feats)]
+        ),
         **redacted,
     }

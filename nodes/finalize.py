@@ -60,7 +60,18 @@ async def finalize(state: RAGState, runtime: Runtime[Context]) -> dict:
         else build_citations(answer, state.get("sources") or [], state.get("draft_citations") or [])
     )
     total = (time.time() - state["started_at"]) * 1000 if state.get("started_at") else 0.0
+    question = state.get("question", "")
+    # the turn a conversation thread keeps (condense reads it on the thread's next question)
+    turn = [
+        {"role": "user", "content": state.get("asked") or question, "standalone": question},
+        {
+            "role": "assistant",
+            "content": answer,
+            "doc_ids": list(dict.fromkeys(c["doc_id"] for c in citations)),
+        },
+    ]
     return {
+        "history": turn,
         "answer": answer,
         "citations": citations,
         "abstained": abstained,

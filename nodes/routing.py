@@ -1,4 +1,5 @@
-"""Edge functions: where the graph goes after classify, the planners, and verify."""
+"""Edge functions: where the graph starts (condense on a thread with history), goes after classify, the
+planners, and verify."""
 
 from __future__ import annotations
 
@@ -11,6 +12,11 @@ def original_task(state: RAGState) -> Send:
     return Send(
         "retrieve", {"query": state["question"], "purpose": "original", "filters": state.get("filters")}
     )
+
+
+def at_start(state: RAGState) -> str:
+    """A thread with earlier turns condenses the question first; a first question goes to classify."""
+    return "condense" if state.get("history") else "classify"
 
 
 def after_classify(state: RAGState) -> list[Send] | str:

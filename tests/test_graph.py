@@ -289,6 +289,7 @@ async def test_astream_yields_node_updates_and_llm_tokens(tiny):
 def test_builder_and_studio_graph():
     builder = build_graph()
     assert set(builder.nodes) == {
+        "condense",  # only on a thread with earlier turns
         "classify",
         "expand",
         "decompose",
@@ -338,6 +339,8 @@ async def test_a_checkpointed_thread_starts_each_question_clean(tiny):
     state = (await saved.aget_state(config)).values
     assert [r["query"] for r in state["retrievals"]] == ["How long do refresh tokens last?"]
     assert [t["node"] for t in state["trace"]].count("classify") == 1
+    # the second question went through condense (the thread has history) and stood on its own
+    assert state["question"] == "How long do refresh tokens last?" and len(state["history"]) == 4
 
 
 def test_sync_ask_outside_and_inside_an_event_loop(tiny):
