@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 from langchain_core.runnables.base import RunnableBinding
+from langchain_core.tracers.log_stream import RunLogPatch
 from langserve.serialization import WellKnownLCSerializer
 from pydantic import BaseModel
 from ragroute.context import context_of
@@ -67,6 +68,27 @@ class CachedAnswers(RunnableBinding):  # type: ignore[type-arg]
         """The graph's events with public payloads, and no LangGraph bookkeeping in metadata or tags."""
         events = RunnableBinding.astream_events(self, input, config, **kwargs)
         return _public_events(events) if hasattr(events, "__aiter__") else events
+
+    async def astream_log(self, input: Any, config: Any = None, **kwargs: Any) -> AsyncIterator[Any]:  # noqa: A002
+        """The run log (the playground's stream) with every patch value cut to its public fields."""
+        async for patch in RunnableBinding.astream_log(self, input, config, **kwargs):
+            if isinstance(patch, RunLogPatch):
+                yield RunLogPatch(*[_public_op(op) for op in patch.ops])
+            else:  # diff=False: a RunLog; its ops are already applied to its state
+                yield patch
+
+
+def _public_op(op: dict[str, Any]) -> dict[str, Any]:
+    """One run-log patch op with a public value; a log entry keeps no LangGraph metadata or step tags."""
+    if "value" not in op:
+        return op
+    value = public(op["value"])
+    if isinstance(value, dict) and op.get("path", "").startswith("/logs/"):
+        if "metadata" in value:
+            value["metadata"] = public_metadata(value["metadata"])
+        if "tags" in value:
+            value["tags"] = public_tags(value["tags"])
+    return {**op, "value": value}
 
 
 async def _public_events(events: AsyncIterator[Any]) -> AsyncIterator[Any]:

@@ -135,7 +135,6 @@ def _add_ask_routes(app: FastAPI, holder: IndexHolder, settings: ServerSettings)
         per_req_config_modifier=per_request,
         enable_feedback_endpoint=False,
         enable_public_trace_link_endpoint=False,
-        disabled_endpoints=["stream_log"],
         serializer=Serializer(),
     )
 

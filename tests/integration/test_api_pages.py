@@ -250,10 +250,6 @@ def test_playground_renders_its_forms(tab: Page, tmp_path: Path) -> None:
     assert_rendered(tab, tmp_path / "playground.png")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the playground streams through POST /ask/stream_log, which app.py disables (404)",
-)
 def test_playground_answers_a_question(tab: Page, tmp_path: Path) -> None:
     page = tab.page
     tab.log_in("/ask/playground/", READER)

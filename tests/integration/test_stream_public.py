@@ -91,3 +91,17 @@ async def test_stream_events_carry_no_internals_or_document_lists(client: httpx.
     end = [e for e in events if e["event"] == "on_chain_end" and e["name"] == "/ask"][-1]
     assert "90 days" in end["data"]["output"]["answer"]
     assert len(r.content) < 150_000  # before: over 1 MB for one question
+
+
+async def test_stream_log_the_playgrounds_stream_is_public_too(client: httpx.AsyncClient) -> None:
+    r = await client.post(
+        "/ask/stream_log",
+        json={"input": {"question": PUBLIC_QUESTION}, "config": {"configurable": {"route": "expand"}}},
+    )
+    assert r.status_code == 200, r.text
+    assert_no_internals(r.text)
+    patches = [data for event, data in sse(r.text) if event == "data"]
+    values = [op["value"] for p in patches for op in p["ops"] if isinstance(op.get("value"), dict)]
+    for value in values:
+        assert not set(value) & set(HIT_LISTS), set(value)
+    assert "90 days" in r.text
