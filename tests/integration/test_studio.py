@@ -1,6 +1,7 @@
 """LangGraph Studio's backend for real: `langgraph dev --config studio/langgraph.json` (in-memory API server,
 offline, no LangSmith key) serving the ragroute graph; runs are created over its HTTP API with a question
-and a context, and the answer, citations, route and thread state are checked."""
+and a context, and the answer, citations, route and thread state are checked. A two-turn conversation
+goes through the official client (langgraph_sdk), with the server's own checkpointer."""
 
 from __future__ import annotations
 
@@ -138,6 +139,38 @@ def test_configurable_works_like_context_and_route_can_be_forced(studio: str) ->
     )
     assert out["route"] == "expand"
     assert "90 days" in out["answer"] and "authentication.md" in {c["doc_id"] for c in out["citations"]}
+
+
+async def test_a_two_turn_conversation_through_the_sdk_condenses_the_follow_up(studio: str) -> None:
+    """The second question of a thread is read with the first: "and what about version 2.9.1?"."""
+    from langgraph_sdk import get_client
+
+    client = get_client(url=studio)
+    thread = (await client.threads.create())["thread_id"]
+    context = {"reranker": "none"}
+    first = await client.runs.wait(
+        thread,
+        "ragroute",
+        input={"question": "What is the default task timeout in version 2.10.0?"},
+        context=context,
+    )
+    assert isinstance(first, dict) and first["citations"][0]["doc_id"] == "release-notes-2.10.0.md"
+    follow = await client.runs.wait(
+        thread, "ragroute", input={"question": "And what about version 2.9.1?"}, context=context
+    )
+    assert isinstance(follow, dict) and follow["citations"][0]["doc_id"] == "release-notes-2.9.1.md"
+    assert "1 hour" in follow["answer"]
+    values = (await client.threads.get_state(thread))["values"]
+    assert isinstance(values, dict)
+    assert values["asked"] == "And what about version 2.9.1?"
+    assert values["question"] == "What is the default task timeout in version 2.9.1?"
+    assert [m["role"] for m in values["history"]] == ["user", "assistant", "user", "assistant"]
+    assert values["trace"][0] == {
+        "node": "condense",
+        "asked": "And what about version 2.9.1?",
+        "standalone": "What is the default task timeout in version 2.9.1?",
+        "reason": "starts with a connective",
+    }
 
 
 def test_build_config_resolves_dependencies_against_the_config_folder(tmp_path: Path) -> None:
