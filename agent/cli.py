@@ -312,7 +312,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     _check_llm(ctx.llm)
     from ragroute.api import ask  # loads LangGraph and compiles the graph: see the module doc
 
-    result = ask(args.question, context=ctx)
+    result = ask(args.question, context=ctx, thread_id=args.thread)
     if args.json:
         _print_json(result)
     else:
@@ -424,6 +424,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace PII in the question before retrieval, models and traces",
     )
     p.add_argument("--no-cache", action="store_true", help="bypass the retrieval and answer caches")
+    p.add_argument(
+        "--thread",
+        metavar="ID",
+        help="a conversation: a follow-up is read with the thread's earlier questions "
+        "(kept in <index>/threads.sqlite)",
+    )
 
     p = add("delete", cmd_delete, "delete documents by id (soft: restorable until purged)")
     p.add_argument("doc_ids", nargs="+")

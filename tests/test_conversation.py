@@ -122,3 +122,18 @@ def test_bad_thread_ids_and_a_missing_index_are_one_line_errors(tmp_path: Path) 
         ask(FIRST, thread_id="x" * 201, index_dir=str(tmp_path))
     with pytest.raises(ConfigError, match="does not exist"):
         ask(FIRST, thread_id="t", index_dir=str(tmp_path / "missing"))
+
+
+def test_the_cli_continues_a_thread(sample_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ragroute.cli import main
+
+    def cli_ask(question: str) -> dict[str, Any]:
+        code = main(
+            ["--index", str(sample_dir), "ask", question, "--thread", "cli-1", "--all-access", "--json"]
+        )
+        out = capsys.readouterr().out
+        assert code == 0, out
+        return json.loads(out)
+
+    assert cited(cli_ask(FIRST))[0] == NEW_NOTES
+    assert cited(cli_ask(FOLLOW_UP))[0] == OLD_NOTES
