@@ -144,7 +144,9 @@ def _history_text(history: list[dict]) -> str:
     return "\n".join(lines)
 
 
-async def _llm_condense(ctx: Context, question: str, history: list[dict]) -> tuple[str, str, dict]:
+async def _llm_condense(
+    ctx: Context, question: str, history: list[dict]
+) -> tuple[str, str, dict[str, float]]:
     text, usage = await call_llm(
         ctx, CONDENSE_PROMPT.format(history=_history_text(history), question=question)
     )
@@ -164,7 +166,9 @@ async def condense(state: RAGState, runtime: Runtime[Context]) -> dict:
         asked = redact_query(asked)
     history = state.get("history") or []
     previous = previous_question(history)
-    standalone, reason, usage, degradations = asked, "", {}, []
+    standalone, reason = asked, ""
+    usage: dict[str, float] = {}
+    degradations: list[str] = []
     if asked and previous and ctx.llm:
         try:
             standalone, reason, usage = await _llm_condense(ctx, asked, history)
