@@ -28,6 +28,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ below l
         RagrouteError,
     )
     from ragroute.tools.index import HybridIndex, open_index
+    from ragroute.tools.ingest import aingest_documents, ingest_documents
+    from ragroute.tools.lc_vectorstore import IndexVectorStore
     from ragroute.tools.retrieval_tools import HybridRetriever, make_retrieval_tools
     from ragroute.workflow import build_graph
 
@@ -46,6 +48,9 @@ _EXPORTS: dict[str, str] = {
     "Providers": "ragroute.runtime.providers",
     "open_index": "ragroute.tools.index",
     "HybridIndex": "ragroute.tools.index",
+    "IndexVectorStore": "ragroute.tools.lc_vectorstore",
+    "ingest_documents": "ragroute.tools.ingest",
+    "aingest_documents": "ragroute.tools.ingest",
     "HybridRetriever": "ragroute.tools.retrieval_tools",
     "make_retrieval_tools": "ragroute.tools.retrieval_tools",
     "RagrouteError": "ragroute.tools.errors",
@@ -64,6 +69,7 @@ __all__ = [
     "HybridIndex",
     "HybridRetriever",
     "IndexError_",
+    "IndexVectorStore",
     "IngestError",
     "InputError",
     "ProviderError",
@@ -71,10 +77,12 @@ __all__ = [
     "RagrouteError",
     "__version__",
     "aask",
+    "aingest_documents",
     "ask",
     "astream",
     "build_graph",
     "graph",
+    "ingest_documents",
     "make_retrieval_tools",
     "open_index",
 ]

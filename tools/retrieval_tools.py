@@ -156,7 +156,11 @@ def hit_to_document(hit: SearchHit) -> Document:
 
 
 class HybridRetriever(BaseRetriever):
-    """LangChain retriever over a HybridIndex with fixed k, filters, ACL scope and weights."""
+    """LangChain retriever over a HybridIndex with k, filters, access scope and weights.
+
+    No `access` means public documents only; `all_access=True` reads every document. `k` and `filters`
+    can be overridden per call: `retriever.invoke(query, k=3, filters={...})` (the scope cannot).
+    """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -164,20 +168,42 @@ class HybridRetriever(BaseRetriever):
     k: int = Field(default=5, ge=1, le=1000)
     filters: dict[str, Any] | None = None
     access: AccessScope | None = None
+    all_access: bool = False
     weights: dict[str, float] | None = None
 
+    def _scope(self) -> AccessScope | None:
+        if self.all_access and self.access is not None:
+            raise InputError("give HybridRetriever either access or all_access=True, not both")
+        if self.all_access:
+            return None
+        return self.access if self.access is not None else AccessScope.public()
+
+    def _args(self, k: int | None, filters: dict[str, Any] | None) -> dict[str, Any]:
+        return {
+            "k": self.k if k is None else k,
+            "filters": self.filters if filters is None else filters,
+            "access": self._scope(),
+            "weights": self.weights,
+        }
+
     def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+        self,
+        query: str,
+        *,
+        run_manager: CallbackManagerForRetrieverRun,
+        k: int | None = None,
+        filters: dict[str, Any] | None = None,
     ) -> list[Document]:
-        hits = self.index.search(
-            query, k=self.k, filters=self.filters, access=self.access, weights=self.weights
-        )
+        hits = self.index.search(query, **self._args(k, filters))
         return [hit_to_document(h) for h in hits]
 
     async def _aget_relevant_documents(
-        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun
+        self,
+        query: str,
+        *,
+        run_manager: AsyncCallbackManagerForRetrieverRun,
+        k: int | None = None,
+        filters: dict[str, Any] | None = None,
     ) -> list[Document]:
-        hits = await self.index.asearch(
-            query, k=self.k, filters=self.filters, access=self.access, weights=self.weights
-        )
+        hits = await self.index.asearch(query, **self._args(k, filters))
         return [hit_to_document(h) for h in hits]

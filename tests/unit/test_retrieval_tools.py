@@ -86,3 +86,15 @@ def test_hybrid_retriever_returns_documents_with_scores(make_index):
     assert [d.id for d in adocs] == [d.id for d in docs]
     filtered = HybridRetriever(index=index, k=5, filters={"language": "de"}).invoke("deployment docker")
     assert {d.metadata["doc_id"] for d in filtered} == {"deploy-de"}
+
+
+def test_hybrid_retriever_reads_public_documents_unless_told_otherwise(make_index):
+    index = make_index()
+    query = "board acquisition vector database startup"
+    assert "secret" not in {d.metadata["doc_id"] for d in HybridRetriever(index=index, k=10).invoke(query)}
+    everything = HybridRetriever(index=index, k=10, all_access=True).invoke(query)
+    assert "secret" in {d.metadata["doc_id"] for d in everything}
+    # k and filters per call; the scope stays what the retriever was built with
+    per_call = HybridRetriever(index=index, k=10).invoke(query, k=1, filters={"category": "board"})
+    assert per_call == []
+    assert len(HybridRetriever(index=index, k=10).invoke("deployment docker", k=2)) == 2

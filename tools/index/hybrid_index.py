@@ -374,6 +374,22 @@ class HybridIndex:
             embedding=embedder_name(self.embedder),
         )
 
+    # ------------------------------------------------------------------ LangChain
+    def as_vectorstore(self, access: AccessScope | None = None, *, all_access: bool = False) -> Any:
+        """This index as a LangChain `VectorStore` (add_documents, similarity_search, delete, get_by_ids,
+        as_retriever) searching with `access` bound in: none means public documents only, all_access=True
+        every document. See ragroute.tools.lc_vectorstore."""
+        from ragroute.tools.lc_vectorstore import IndexVectorStore  # langchain_core only when asked for
+
+        return IndexVectorStore(self, access=access, all_access=all_access)
+
+    def as_retriever(
+        self, access: AccessScope | None = None, *, all_access: bool = False, **kwargs: Any
+    ) -> Any:
+        """`as_vectorstore(access, all_access=...).as_retriever(**kwargs)`: a LangChain retriever, e.g.
+        `as_retriever(search_kwargs={"k": 5, "filter": {"doc_type": "faq"}})`."""
+        return self.as_vectorstore(access, all_access=all_access).as_retriever(**kwargs)
+
     def close(self) -> None:
         """Flush what is in memory, close the backend and release the lock (idempotent)."""
         if self._closed:
