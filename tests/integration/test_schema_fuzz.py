@@ -11,7 +11,6 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis.internal.conjecture import utils as conjecture_utils
 from ragroute.server.app import create_app
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -27,23 +26,6 @@ KEYS = {
     WRITER: {"user": "wes", "write": True, "unrestricted": True},
 }
 
-
-def _more(self: Any) -> bool:
-    """The `many.more()` that hypothesis-jsonschema 0.23.1 (schemathesis's object generator) calls, over
-    the iterator that newer Hypothesis releases offer instead; unused where Hypothesis still has it."""
-    if self._depth is None:
-        self.__enter__()
-        self._old_style = iter(self)
-    try:
-        next(self._old_style)
-    except StopIteration:
-        self.__exit__(None)
-        return False
-    return True
-
-
-if not hasattr(conjecture_utils.many, "more"):
-    conjecture_utils.many.more = _more
 
 # few examples per operation: the suite runs this by default, and every valid question runs the graph
 FUZZ = settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
