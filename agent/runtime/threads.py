@@ -26,6 +26,8 @@ def check_thread_id(thread_id: Any) -> str:
         raise InputError("thread_id must be a non-empty string")
     if len(thread_id) > MAX_THREAD_ID:
         raise InputError(f"thread_id is {len(thread_id)} characters; at most {MAX_THREAD_ID} are allowed")
+    if not thread_id.isprintable():  # control characters, or a lone surrogate SQLite cannot store
+        raise InputError("thread_id must be printable text (no control characters)")
     return thread_id
 
 

@@ -32,6 +32,7 @@ from ragroute.server.state import (
     IndexHolder,
     ServerSettings,
 )
+from ragroute.server.threads import add_thread_routes
 from ragroute.tools.errors import ConfigError, InputError, ProviderError, RagrouteError
 from ragroute.workflow import build_graph
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -195,6 +196,7 @@ def create_app(
     _add_error_handlers(app)
     _add_ask_routes(app, holder, settings)
     add_openai_routes(app, holder, settings)
+    add_thread_routes(app, holder, settings)
     add_health_routes(app, holder)
     add_document_routes(app, holder, settings)
     app.add_middleware(

@@ -1,0 +1,80 @@
+"""Conversation routes: POST /threads/{thread_id}/ask answers a question as the next turn of the caller's
+thread (a follow-up is condensed with the thread's earlier questions); GET /threads/{thread_id} returns
+that thread's history.
+
+Threads are the caller's own: the stored thread id is prefixed with the identity's user, so one caller can
+never read or continue another's thread, whatever id it sends. A turn runs like /ask/invoke otherwise:
+`server_configurable` forces the caller's access scope, and the thread lives in the served index's
+`threads.sqlite` (ragroute.ask(thread_id=...)).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from pydantic import BaseModel, ConfigDict, Field
+from ragroute.api import aask
+from ragroute.context import Context
+from ragroute.runtime import threads
+from ragroute.runtime.providers import using
+from ragroute.server.guard import identity_of
+from ragroute.server.policy import check_question_input, server_configurable
+from ragroute.server.state import IndexHolder, ServerSettings
+from ragroute.tools.errors import RagrouteError
+from ragroute.workflow import graph
+
+
+class ThreadConfig(BaseModel):
+    """Run settings, as under /ask/invoke's `config`."""
+
+    model_config = ConfigDict(extra="forbid")
+    configurable: dict[str, Any] = Field(default_factory=dict)
+
+
+class ThreadQuestion(BaseModel):
+    """One turn of a conversation."""
+
+    model_config = ConfigDict(extra="forbid")
+    question: str
+    config: ThreadConfig = Field(default_factory=ThreadConfig)
+
+
+def scoped_thread_id(user: str, thread_id: str) -> str:
+    """The stored id of the caller's thread: its user's name (length-prefixed, so no id can imitate it)."""
+    return f"{len(user)}:{user}:{threads.check_thread_id(thread_id)}"
+
+
+def add_thread_routes(app: FastAPI, holder: IndexHolder, settings: ServerSettings) -> None:
+    """POST /threads/{thread_id}/ask and GET /threads/{thread_id}."""
+
+    @app.post("/threads/{thread_id}/ask", tags=["threads"])
+    async def ask_in_thread(thread_id: str, body: ThreadQuestion, request: Request) -> dict[str, Any]:
+        """Answer `question` as the next turn of the caller's thread `thread_id` (created on first use)."""
+        ident = identity_of(request)
+        check_question_input({"question": body.question}, settings.max_question_chars)
+        scoped = scoped_thread_id(ident.user, thread_id)
+        try:
+            configurable = server_configurable(body.config.configurable, ident, settings)
+        except (RagrouteError, ValueError, TypeError) as exc:  # Context checks some values with float()
+            raise HTTPException(422, str(exc)) from None
+        served = holder.providers()
+        await asyncio.to_thread(holder.get)  # opened off the event loop before the graph searches it
+        return await aask(body.question, context=configurable, providers=served, thread_id=scoped)
+
+    @app.get("/threads/{thread_id}", tags=["threads"])
+    async def thread_history(thread_id: str, request: Request) -> dict[str, Any]:
+        """The questions and answers of the caller's thread `thread_id` (404 when it has none)."""
+        scoped = scoped_thread_id(identity_of(request).user, thread_id)
+        await asyncio.to_thread(holder.get)
+        ctx = Context.from_dict({"index_dir": settings.index_dir})
+        with using(holder.providers()):
+            async with threads.saver(ctx) as saver:
+                state = await graph.copy(update={"checkpointer": saver}).aget_state(
+                    {"configurable": {"thread_id": scoped}}
+                )
+        history = (state.values or {}).get("history") or []
+        if not history:
+            raise HTTPException(404, f"no thread {thread_id!r}")
+        return {"thread_id": thread_id, "history": history}
