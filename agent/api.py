@@ -116,7 +116,10 @@ async def _ask_in_thread(
             runnable = graph.copy(update={"checkpointer": saver})
             config = traced_config(ctx=ctx)
             config["configurable"] = {**config.get("configurable", {}), "thread_id": thread_id}
-            return _shape(await runnable.ainvoke(cast(InputState, values), context=ctx, config=config))
+            # one checkpoint per turn (the run's end): a turn is never resumed midway, and fewer copies of
+            # the retrieved text are kept on disk
+            state = cast(InputState, values)
+            return _shape(await runnable.ainvoke(state, context=ctx, config=config, durability="exit"))
 
     with using(providers):
         return await caching.answer(inputs, dataclasses.replace(ctx, cache=False), run)
