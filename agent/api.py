@@ -15,7 +15,7 @@ from ragroute.runtime.providers import Providers, using
 from ragroute.runtime.sync import run_sync
 from ragroute.runtime.tracing import traced_config
 from ragroute.state import InputState, OutputState
-from ragroute.tools.errors import ConfigError, InputError
+from ragroute.tools.errors import ConfigError, InputError, check_unicode
 from ragroute.tools.pii import redact_query
 from ragroute.workflow import build_graph, graph
 
@@ -44,10 +44,7 @@ def _inputs(
 ) -> tuple[dict[str, Any], Context]:
     if not isinstance(question, str) or not question.strip():
         raise InputError("question must be a non-empty string")
-    try:
-        question.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate: the tokenizers would raise TypeError deep in the graph
-        raise InputError("question is not valid unicode (it contains a lone surrogate)") from None
+    check_unicode(question, "question")  # else the tokenizers would raise TypeError deep in the graph
     ctx = _context(context, overrides, providers)
     question = question.strip()
     if ctx.redact_query_pii:  # before retrieval, models and traces see it

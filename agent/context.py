@@ -6,11 +6,12 @@ import dataclasses
 import difflib
 import functools
 import os
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ragroute.tools.errors import ConfigError
+from ragroute.tools.errors import ConfigError, value_problem
 from ragroute.tools.hybrid import validate_weights
 
 RERANKERS = ("auto", "none", "cohere", "local", "maxsim")
@@ -103,15 +104,18 @@ class Context:
         if self.weights is not None:
             validate_weights(self.weights, what="weights")
         if self.filters is not None and not isinstance(self.filters, dict):
-            raise ConfigError(f"filters={self.filters!r} must be a JSON object")
+            raise ConfigError(f"filters={reprlib.repr(self.filters)} must be a JSON object")
         if self.user_groups is not None and (
             not isinstance(self.user_groups, list) or not all(isinstance(g, str) for g in self.user_groups)
         ):
-            raise ConfigError(f"user_groups={self.user_groups!r} must be a list of group names")
+            raise ConfigError(f"user_groups={reprlib.repr(self.user_groups)} must be a list of group names")
         if self.clearance is not None and (
             isinstance(self.clearance, bool) or not isinstance(self.clearance, int)
         ):
             raise ConfigError(f"clearance={self.clearance!r} must be an integer")
+        problem = value_problem(self.extra, "extra")  # it is hashed into the response cache's key
+        if problem:
+            raise ConfigError(problem)
         for name in ("cache", "prefer_latest_version", "redact_query_pii", "all_access"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}={getattr(self, name)!r} must be true or false")
@@ -228,23 +232,58 @@ def llm_providers() -> tuple[str, ...]:
 
 
 def context_of(runtime_or_config: Any = None) -> Context:
-    """The run's Context: from `Runtime.context`, a context dict, or `config["configurable"]` (langserve)."""
+    """The run's Context: from `Runtime.context`, a context dict, or `config["configurable"]` (langserve).
+
+    On the LangGraph Agent Server with custom auth, the authenticated user's access replaces the
+    context's (`authenticated_access`), so a client can never widen what it reads."""
     source = runtime_or_config
-    ctx = getattr(source, "context", None) if source is not None and not isinstance(source, dict) else None
-    if isinstance(ctx, Context):
-        return ctx
-    if isinstance(ctx, dict):
-        return Context.from_dict(ctx)
-    if isinstance(source, Context):
-        return source
-    if isinstance(source, dict):  # a RunnableConfig, or the context's own fields
-        if _RUNNABLE_CONFIG_KEYS.intersection(source):
-            return Context.from_configurable(source.get("configurable"))
-        return Context.from_dict(source)
+    if isinstance(source, dict) and _RUNNABLE_CONFIG_KEYS.intersection(source):
+        configurable = source.get("configurable") or {}
+        return _with_auth_access(Context.from_configurable(configurable), configurable)
     try:
         from langgraph.config import get_config
 
-        config = get_config()
-    except RuntimeError:  # called outside a graph run: defaults
-        return Context()
-    return Context.from_configurable(config.get("configurable", {}))
+        configurable = get_config().get("configurable") or {}
+    except RuntimeError:  # called outside a graph run
+        configurable = {}
+    ctx = getattr(source, "context", None) if source is not None and not isinstance(source, dict) else None
+    if isinstance(ctx, Context):
+        pass
+    elif isinstance(ctx, dict):
+        ctx = Context.from_dict(ctx)
+    elif isinstance(source, Context):
+        ctx = source
+    elif isinstance(source, dict):  # the context's own fields
+        ctx = Context.from_dict(source)
+    else:
+        ctx = Context.from_configurable(configurable)
+    return _with_auth_access(ctx, configurable)
+
+
+ACCESS_FIELDS = ("user_groups", "clearance", "all_access")
+
+
+def authenticated_access(configurable: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The access fields of the user the LangGraph Agent Server authenticated for this run, or None when it
+    authenticated nobody. A user without valid fields (a Studio user, another auth) reads public only."""
+    user = configurable.get("langgraph_auth_user")
+    if not user:
+        return None
+    get = user.get if hasattr(user, "get") else lambda k: getattr(user, k, None)
+    groups, clearance, everything = (get(k) for k in ACCESS_FIELDS)
+    if everything is True:
+        return {"user_groups": None, "clearance": None, "all_access": True}
+    if isinstance(groups, list | tuple) and all(isinstance(g, str) for g in groups):
+        groups = list(groups)
+    else:
+        groups = None
+    if isinstance(clearance, bool) or not isinstance(clearance, int):
+        clearance = None
+    return {"user_groups": groups, "clearance": clearance, "all_access": False}
+
+
+def _with_auth_access(ctx: Context, configurable: Mapping[str, Any]) -> Context:
+    access = authenticated_access(configurable)
+    if access is None or all(getattr(ctx, k) == v for k, v in access.items()):
+        return ctx
+    return dataclasses.replace(ctx, **access)

@@ -18,21 +18,29 @@ from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
 import cachetools
-from ragroute.tools.errors import ConfigError, InputError
+from ragroute.tools.errors import ConfigError, InputError, check_unicode
 from ragroute.tools.types import AccessScope
 
 V = TypeVar("V")
 _MISSING = object()
+MAX_KEY_DEPTH = 100  # levels of lists and dicts in one key part (a filter stops at about 70)
 
 
 # -------------------------------------------------------------------------------------------- cache keys
 
 
-def _canonical(value: Any, where: str) -> Any:
+def _canonical(value: Any, where: str, depth: int = 0) -> Any:
     """JSON-able form with a single spelling for equal values (sorted keys, sorted sets)."""
+    if depth > MAX_KEY_DEPTH:  # before Python's recursion limit, and json.dumps's
+        raise InputError(
+            f"cache key part {where.split('.')[0].split('[')[0]!r} nests deeper than {MAX_KEY_DEPTH} levels"
+        )
     if isinstance(value, AccessScope):
         return scope_part(value)
-    if value is None or isinstance(value, bool | int | str):
+    if isinstance(value, str):
+        check_unicode(value, f"cache key part {where!r}")
+        return value
+    if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -44,15 +52,16 @@ def _canonical(value: Any, where: str) -> Any:
         for k, v in value.items():
             if not isinstance(k, str):
                 raise InputError(f"cache key part {where!r} has a non-string key {k!r}")
-            out[k] = _canonical(v, f"{where}.{k}")
+            check_unicode(k, f"a key of cache key part {where!r}")
+            out[k] = _canonical(v, f"{where}.{k}", depth + 1)
         return out
     if isinstance(value, list | tuple):
-        return [_canonical(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_canonical(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
     if isinstance(value, set | frozenset):
-        items = [_canonical(v, f"{where}{{}}") for v in value]
+        items = [_canonical(v, f"{where}{{}}", depth + 1) for v in value]
         return sorted(items, key=lambda x: json.dumps(x, sort_keys=True))
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _canonical(dataclasses.asdict(value), where)
+        return _canonical(dataclasses.asdict(value), where, depth + 1)
     raise InputError(
         f"cache key part {where!r} has unsupported type {type(value).__name__}; "
         "use str, number, bool, None, list, dict, set or a dataclass"

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ragroute.tools.dates import date_epoch
-from ragroute.tools.errors import FilterError
+from ragroute.tools.errors import FilterError, is_valid_unicode
 from ragroute.tools.types import AccessScope
 from ragroute.tools.versioning import version_number
 
@@ -100,13 +100,7 @@ Node = Cond | Logic
 
 def _is_text(v: Any) -> bool:
     """A str that encodes as UTF-8 (a lone surrogate would make Chroma reject the whole query)."""
-    if not isinstance(v, str):
-        return False
-    try:
-        v.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    return isinstance(v, str) and is_valid_unicode(v)
 
 
 def _check_scalar(field: str, op: str, v: Any) -> None:

@@ -23,7 +23,14 @@ from ragroute.tools.chunking import (
     chunk_document,
 )
 from ragroute.tools.doc_ids import IdClaims, root_of
-from ragroute.tools.errors import ConfigError, InputError, RagrouteError
+from ragroute.tools.errors import (
+    ConfigError,
+    InputError,
+    RagrouteError,
+    is_valid_unicode,
+    printable,
+    value_problem,
+)
 from ragroute.tools.lc_documents import as_source_documents
 from ragroute.tools.loaders import LoadFailure, iter_source_files, load_path
 from ragroute.tools.metadata import read_sidecar, resolve_metadata, validate_metadata
@@ -142,30 +149,14 @@ def _storable_problem(doc: Document) -> str | None:
     deep for the JSON writers); None when it can."""
     fields = {"doc_id": doc.doc_id, "title": doc.title, "text": doc.text, "source": doc.source}
     for name, value in fields.items():
-        if isinstance(value, str) and _printable(value) != value:
+        if isinstance(value, str) and not is_valid_unicode(value):
             return f"{name} contains invalid unicode (a lone surrogate)"
     return _metadata_problem(doc.metadata)
 
 
 def _metadata_problem(meta: Any) -> str | None:
     """Why metadata cannot be stored (a lone surrogate, nested too deep); None when it can."""
-    stack: list[tuple[Any, int]] = [(meta, 0)]
-    while stack:  # iterative: the structure may be deeper than Python's recursion limit
-        value, depth = stack.pop()
-        if depth > MAX_METADATA_DEPTH:
-            return f"metadata nests deeper than {MAX_METADATA_DEPTH} levels"
-        if isinstance(value, str) and _printable(value) != value:
-            return "metadata contains invalid unicode (a lone surrogate)"
-        if isinstance(value, dict):
-            stack.extend((v, depth + 1) for v in [*value.keys(), *value.values()])
-        elif isinstance(value, (list, tuple)):
-            stack.extend((v, depth + 1) for v in value)
-    return None
-
-
-def _printable(text: str) -> str:
-    """`text` with any lone surrogate as its \\u escape, safe to report, log and encode."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value_problem(meta, "metadata", MAX_METADATA_DEPTH)
 
 
 def _check_settings(child_tokens: int, parent_tokens: int, batch_size: int) -> None:
@@ -273,7 +264,7 @@ def _ingest(
         where = _where(item)
         problem = _storable_problem(item)
         if problem:  # before any lookup: sqlite, hashing and tokenizers all reject a lone surrogate
-            report.failed.append((_printable(where), problem))
+            report.failed.append((printable(where), problem))
             continue
         try:
             doc = prepare_metadata(item, cli=cli, use_sidecar=use_sidecar)

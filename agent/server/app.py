@@ -33,16 +33,11 @@ from ragroute.server.state import (
     ServerSettings,
 )
 from ragroute.server.threads import add_thread_routes
-from ragroute.tools.errors import ConfigError, InputError, ProviderError, RagrouteError
+from ragroute.tools.errors import ConfigError, InputError, ProviderError, RagrouteError, printable
 from ragroute.workflow import build_graph
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 SESSION_HEADER = "x-session-id"
-
-
-def _printable(text: str) -> str:
-    """`text` safe to send as JSON: a lone surrogate echoed from the request becomes its \\u escape."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -51,20 +46,20 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InputError)
     @app.exception_handler(ConfigError)
     async def _user_error(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": _printable(str(exc))}, status_code=422)
+        return JSONResponse({"detail": printable(str(exc))}, status_code=422)
 
     @app.exception_handler(ProviderError)
     async def _provider_error(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": _printable(str(exc))}, status_code=502)
+        return JSONResponse({"detail": printable(str(exc))}, status_code=502)
 
     @app.exception_handler(RagrouteError)
     async def _other_error(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": _printable(str(exc))}, status_code=400)
+        return JSONResponse({"detail": printable(str(exc))}, status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if isinstance(exc.detail, str):  # a detail naming the caller's input may hold a lone surrogate
-            exc.detail = _printable(exc.detail)
+            exc.detail = printable(exc.detail)
         return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)
@@ -77,7 +72,7 @@ def _add_error_handlers(app: FastAPI) -> None:
                 parts.append(f"{loc}: {err.get('msg', err)}" if loc else str(err.get("msg", err)))
             else:
                 parts.append(str(err))
-        return JSONResponse({"detail": _printable("; ".join(parts) or "invalid request")}, status_code=422)
+        return JSONResponse({"detail": printable("; ".join(parts) or "invalid request")}, status_code=422)
 
 
 class BatchTooLarge(InputError):

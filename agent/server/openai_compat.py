@@ -25,7 +25,7 @@ from ragroute.server.answers import cached_answers
 from ragroute.server.guard import identity_of
 from ragroute.server.policy import check_question_input, server_configurable
 from ragroute.server.state import IndexHolder, ServerSettings
-from ragroute.tools.errors import ConfigError, InputError, ProviderError, RagrouteError
+from ragroute.tools.errors import ConfigError, InputError, ProviderError, RagrouteError, printable
 from ragroute.workflow import build_graph
 
 MODEL_ID = "ragroute"
@@ -108,8 +108,7 @@ def error_response(status: int, message: str, param: str | None = None, code: st
     kind = {401: "authentication_error", 404: "not_found_error"}.get(status, "invalid_request_error")
     if status >= 500:
         kind = "api_error"
-    text = message.encode("utf-8", "backslashreplace").decode("utf-8")  # a lone surrogate echoed back
-    body = {"error": {"message": text, "type": kind, "param": param, "code": code}}
+    body = {"error": {"message": printable(message), "type": kind, "param": param, "code": code}}
     return JSONResponse(body, status_code=status)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from ragroute.context import RERANKERS, Context
 from ragroute.server.auth import Identity
 from ragroute.server.state import ServerSettings
-from ragroute.tools.errors import InputError, RagrouteError
+from ragroute.tools.errors import InputError, RagrouteError, check_unicode
 from ragroute.tools.filters import parse_filter
 from ragroute.tools.types import Document
 
@@ -107,10 +107,7 @@ def check_question_input(value: Any, max_chars: int, where: str = "input") -> No
         raise InputError(f"{where}.question must be a non-empty string")
     if len(question) > max_chars:
         raise InputError(f"{where}.question is {len(question)} characters; the limit is {max_chars}")
-    try:
-        question.encode("utf-8")
-    except UnicodeEncodeError:  # a "\ud800" escape in the JSON: no tokenizer, cache key or log can take it
-        raise InputError(f"{where}.question contains invalid unicode (a lone surrogate)") from None
+    check_unicode(question, f"{where}.question")
     if value.get("filters") is not None:
         _check_filter(value["filters"], f"{where}.filters")
 

@@ -266,3 +266,29 @@ def test_the_python_api_rejects_surrogates_and_deep_values(sample_index: Any) ->
         "metadata nests deeper than 100 levels",
     ]
     assert report.failed[0][0] == "py-\\ud800"
+
+
+def test_run_settings_with_a_surrogate_or_deep_nesting_are_one_line_errors(sample_index: Any) -> None:
+    from ragroute.api import ask
+    from ragroute.context import Context
+    from ragroute.runtime.providers import Providers
+    from ragroute.tools.cache import cache_key
+    from ragroute.tools.errors import ConfigError
+
+    deep: Any = 1
+    for _ in range(3000):
+        deep = [deep]
+    providers = Providers(index=sample_index)
+    with pytest.raises(ConfigError, match=r"^extra contains invalid unicode \(a lone surrogate\)$"):
+        ask(PUBLIC_QUESTION, providers=providers, extra={"x": "\ud800"})
+    with pytest.raises(ConfigError, match="^extra nests deeper than 100 levels$"):
+        ask(PUBLIC_QUESTION, providers=providers, extra={"x": deep})
+    with pytest.raises(ConfigError, match=r"^filters=\[\[\[.*\]\]\] must be a JSON object$"):
+        Context(filters=deep)
+    with pytest.raises(ConfigError, match="must be a list of group names$"):
+        Context(user_groups=deep)
+    # the cache key refuses what it cannot hash, whoever builds one
+    with pytest.raises(InputError, match=r"^cache key part 'extra.x' contains invalid unicode"):
+        cache_key(extra={"x": "\ud800"})
+    with pytest.raises(InputError, match="^cache key part 'extra' nests deeper than 100 levels$"):
+        cache_key(extra={"x": deep})

@@ -10,7 +10,7 @@ from typing import Any
 import cachetools
 import numpy as np
 from ragroute.tools import filters as F
-from ragroute.tools.errors import InputError
+from ragroute.tools.errors import InputError, check_unicode
 from ragroute.tools.hybrid import rrf_fuse, validate_weights
 from ragroute.tools.index.backend import SearchScope
 from ragroute.tools.index.config import MAX_K, IndexConfig
@@ -26,10 +26,7 @@ def validate_query(query: Any, k: Any, candidate_k: Any, default_candidate_k: in
     """Check a query and its sizes; the number of candidates to fetch from each retriever."""
     if not isinstance(query, str) or not query.strip():
         raise InputError("query must be a non-empty string")
-    try:
-        query.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate: the embedder's tokenizer would raise TypeError
-        raise InputError("query is not valid unicode (it contains a lone surrogate)") from None
+    check_unicode(query, "query")  # else the embedder's tokenizer would raise TypeError
     if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
         raise InputError(f"k must be an integer in 1..{MAX_K}, got {k!r}")
     cand = default_candidate_k if candidate_k is None else candidate_k
