@@ -9,7 +9,6 @@ A `filters` argument can only narrow what the caller's scope already admits.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import os
@@ -23,7 +22,14 @@ from pydantic import BaseModel, Field
 from ragroute.api import aask
 from ragroute.context import Context as RunContext
 from ragroute.runtime import tracing
-from ragroute.server.auth import ANONYMOUS, Identity, load_api_keys
+from ragroute.server.auth import (
+    ANONYMOUS,
+    Identity,
+    authenticate,
+    identity_for_key,
+    load_api_keys,
+    presented_key,
+)
 from ragroute.server.state import DEFAULT_MAX_QUESTION_CHARS, IndexHolder
 from ragroute.tools.errors import ConfigError, RagrouteError
 from ragroute.tools.filters import parse_filter
@@ -92,15 +98,6 @@ class Answer(BaseModel):
     faithfulness: float
     abstained: bool
     route: str
-
-
-def identity_for_key(keys: Mapping[str, Identity], presented: str) -> Identity | None:
-    """The identity of `presented` among `keys` (every key compared in constant time), or None."""
-    found = None
-    for key, ident in keys.items():
-        if hmac.compare_digest(key.encode(), presented.encode()):
-            found = ident
-    return found
 
 
 def stdio_identity(keys: Mapping[str, Identity], api_key: str | None) -> Identity:
@@ -223,32 +220,27 @@ def build_server(
 class ApiKeyGuard:
     """ASGI guard for streamable HTTP: each request's X-API-Key or Bearer key picks its caller (401 without).
 
-    With no keys configured, requests without a key run as `anonymous` (public documents only)."""
+    With no keys configured, requests run as `anonymous` (public documents only) and a Bearer token is
+    ignored, as by the HTTP server's guard (ragroute.server.auth.presented_key)."""
 
     def __init__(self, app: ASGIApp, keys: Mapping[str, Identity], anonymous: Identity = ANONYMOUS) -> None:
         self.app = app
         self.keys = dict(keys)
         self.anonymous = anonymous
 
-    def _presented(self, headers: dict[str, str]) -> str | None:
-        if "x-api-key" in headers:
-            return headers["x-api-key"]
-        scheme, _, token = headers.get("authorization", "").partition(" ")
-        return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # lifespan: the MCP session manager starts and stops with the server
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        presented = self._presented(headers)
-        if presented is None:
-            ident = None if self.keys else self.anonymous
-            reason = "missing API key (X-API-Key or Authorization: Bearer)"
-        else:
-            ident = identity_for_key(self.keys, presented)
-            reason = "invalid API key"
+        presented = presented_key(headers, self.keys)
+        ident = authenticate(self.keys, presented, self.anonymous)
         if ident is None:
+            reason = (
+                "missing API key (X-API-Key or Authorization: Bearer)"
+                if presented is None
+                else "invalid API key"
+            )
             body = json.dumps({"detail": reason}).encode()
             headers_out = [
                 (b"content-type", b"application/json"),

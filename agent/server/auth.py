@@ -1,7 +1,15 @@
-"""API keys -> callers: the Identity a key runs as, loaded from a mapping, JSON, a file or the environment."""
+"""API keys -> callers: the Identity a key runs as, loaded from a mapping, JSON, a file or the environment,
+and the one way a request presents its key (shared by the HTTP guard and the MCP server; no web framework
+imported here, the mcp extra does not install FastAPI).
+
+A request presents `X-API-Key: KEY`, else `Authorization: Bearer KEY`. A server without keys ignores a
+Bearer token (OpenAI clients always send one, often a placeholder) and runs the request as its anonymous
+caller; an X-API-Key sent to a keyless server is refused (401), since its sender expects a key to count.
+"""
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
 from collections.abc import Mapping
@@ -12,6 +20,7 @@ from typing import Any
 from ragroute.tools.errors import ConfigError
 from ragroute.tools.types import AccessScope
 
+API_KEY_HEADER = "x-api-key"
 IDENTITY_FIELDS = ("user", "groups", "clearance", "write", "unrestricted", "namespace")
 
 
@@ -113,3 +122,35 @@ def load_api_keys(source: Mapping[str, Any] | str | None = None) -> dict[str, Id
             raise ConfigError(f"API key {str(key)[:4]!r}...: keys must be strings of at least 8 characters")
         keys[key] = _identity(f"{key[:4]}...", spec)
     return keys
+
+
+def bearer_token(headers: Mapping[str, str]) -> str | None:
+    """The KEY of an `Authorization: Bearer KEY` header (`headers` with lower-case names), or None."""
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    return (token.strip() or None) if scheme.lower() == "bearer" else None
+
+
+def presented_key(headers: Mapping[str, str], keys: Mapping[str, Identity]) -> str | None:
+    """The key a request presents: X-API-Key, else a Bearer token unless the server has no keys."""
+    if API_KEY_HEADER in headers:
+        return headers[API_KEY_HEADER]
+    return bearer_token(headers) if keys else None
+
+
+def identity_for_key(keys: Mapping[str, Identity], presented: str) -> Identity | None:
+    """The identity of `presented` among `keys` (every key compared in constant time), or None."""
+    found = None
+    for key, ident in keys.items():
+        if hmac.compare_digest(key.encode(), presented.encode()):
+            found = ident
+    return found
+
+
+def authenticate(
+    keys: Mapping[str, Identity], presented: str | None, anonymous: Identity | None
+) -> Identity | None:
+    """Who a request presenting `presented` runs as: its key's identity, `anonymous` on a keyless server
+    when no key was presented; None (refuse: 401) otherwise."""
+    if presented is None:
+        return None if keys else anonymous
+    return identity_for_key(keys, presented)

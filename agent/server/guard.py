@@ -1,4 +1,5 @@
-"""The ASGI guard in front of every route: X-API-Key authentication, request body caps and JSON sanity.
+"""The ASGI guard in front of every route: API-key authentication (ragroute.server.auth: X-API-Key, a
+Bearer token, or the /login cookie), request body caps and JSON sanity.
 
 A JSON body must be UTF-8 and nest at most `MAX_JSON_DEPTH` levels before any route parses it: the
 parsers, validators and serializers behind the routes recurse per level, so a hostile body could
@@ -8,7 +9,6 @@ otherwise exhaust the stack (RecursionError) or fail to decode deep inside a han
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import operator
 import re
@@ -18,9 +18,8 @@ from typing import Any
 
 from fastapi import HTTPException, Request
 from ragroute.server.apidocs import LOGIN_PATH, LOGOUT_PATH, key_from_cookie, login_redirect
-from ragroute.server.auth import Identity
+from ragroute.server.auth import Identity, authenticate, presented_key
 
-API_KEY_HEADER = "x-api-key"
 PUBLIC_PATHS = ("/health", "/ready", LOGIN_PATH, LOGOUT_PATH)
 # deep enough for any real request (a filter stops at 32 $and levels, about 70 JSON levels), shallow
 # enough that nothing recursive behind the routes comes near Python's recursion limit
@@ -49,22 +48,12 @@ class GuardMiddleware:
         self.max_body_bytes = max_body_bytes
         self.max_upload_bytes = max_upload_bytes
 
-    def _lookup(self, presented: str | None) -> Identity | None:
-        if presented is None:
-            return self.anonymous if not self.keys else None
-        for key, ident in self.keys.items():  # compare every key in constant time
-            if hmac.compare_digest(key.encode(), presented.encode()):
-                return ident
-        return None
-
     def _presented_key(self, headers: dict[str, str], method: str) -> str | None:
-        """The key a request presents: X-API-Key, else `Authorization: Bearer KEY`, else the /login cookie."""
-        if API_KEY_HEADER in headers:
-            return headers[API_KEY_HEADER]
-        if not self.keys:  # OpenAI clients always send some Bearer token: a keyless server ignores it
-            return None
-        # OpenAI clients send the key as a Bearer token; browsers (/docs, the playground) send the cookie
-        return _bearer_token(headers) or key_from_cookie(headers, method)
+        """The key a request presents (auth.presented_key), else, with keys, a browser's /login cookie."""
+        presented = presented_key(headers, self.keys)
+        if presented is None and self.keys:  # browsers (/docs, the playground) send the cookie
+            return key_from_cookie(headers, method)
+        return presented
 
     async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]], send: Any) -> None:
         if scope["type"] != "http":
@@ -74,7 +63,7 @@ class GuardMiddleware:
         path = scope.get("path", "")
         if path not in PUBLIC_PATHS:
             presented = self._presented_key(headers, scope.get("method", "GET"))
-            ident = self._lookup(presented)
+            ident = authenticate(self.keys, presented, self.anonymous)
             if ident is None:
                 to_login = login_redirect(
                     scope.get("method", ""), path, scope.get("query_string", b"").decode("latin-1"), headers
@@ -82,7 +71,7 @@ class GuardMiddleware:
                 if to_login is not None:  # a person opened a page: ask for the key instead of JSON 401
                     await _send_json(send, 303, {"detail": "log in first"}, {"location": to_login})
                     return
-                sent_key = API_KEY_HEADER in headers or bool(self.keys and _bearer_token(headers))
+                sent_key = presented_key(headers, self.keys) is not None
                 msg = "invalid API key" if sent_key else "missing X-API-Key header"
                 await _send_json(send, 401, {"detail": msg}, {"www-authenticate": "ApiKey"})
                 return
@@ -158,12 +147,6 @@ def json_body_problem(body: bytes) -> str | None:
     if depth > MAX_JSON_DEPTH:
         return f"request body nests deeper than {MAX_JSON_DEPTH} levels of arrays and objects"
     return None
-
-
-def _bearer_token(headers: dict[str, str]) -> str | None:
-    """The KEY of an `Authorization: Bearer KEY` header (lower-case `headers`), or None."""
-    scheme, _, token = headers.get("authorization", "").partition(" ")
-    return (token.strip() or None) if scheme.lower() == "bearer" else None
 
 
 async def _send_json(send: Any, status: int, body: dict, extra: dict[str, str] | None = None) -> None:

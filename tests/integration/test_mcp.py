@@ -25,8 +25,8 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from ragroute.cli import main
-from ragroute.mcp_server.app import build_server, http_app
-from ragroute.server.auth import load_api_keys
+from ragroute.mcp_server.app import IDENTITY_KEY, ApiKeyGuard, build_server, http_app
+from ragroute.server.auth import ANONYMOUS, load_api_keys
 from ragroute.server.state import IndexHolder
 
 from tests.integration.sample_index import (
@@ -260,6 +260,24 @@ async def test_http_runs_each_request_as_its_own_key(mcp_url: str) -> None:
         assert found.structuredContent["hits"][0]["doc_id"] == RUNBOOK_DOC
     async with _http_session(mcp_url, {"X-API-Key": READER}) as reader:
         await _assert_runbook_hidden(reader)
+
+
+async def test_a_keyless_http_server_ignores_a_bearer_token_like_the_http_server() -> None:
+    """OpenAI-style clients always send a Bearer token: without keys it is ignored (anonymous caller),
+    as by `ragroute serve`'s guard; an X-API-Key sent to a keyless server is still refused."""
+    seen: list[Any] = []
+
+    async def downstream(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["state"][IDENTITY_KEY])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    transport = httpx.ASGITransport(app=ApiKeyGuard(downstream, {}))
+    async with httpx.AsyncClient(transport=transport, base_url="http://mcp.test") as client:
+        r = await client.post("/mcp", json={}, headers={"authorization": "Bearer sk-placeholder"})
+        assert r.status_code == 200 and seen == [ANONYMOUS]
+        r = await client.post("/mcp", json={}, headers={"x-api-key": "not-configured"})
+        assert r.status_code == 401 and r.json()["detail"] == "invalid API key"
 
 
 def test_cli_serves_streamable_http(index_dirs: tuple[Path, Path]) -> None:
