@@ -45,4 +45,6 @@ async def saver(ctx: Any) -> AsyncIterator[AsyncSqliteSaver]:
     if not os.path.isdir(path.parent):
         raise ConfigError(f"index_dir={str(path.parent)!r} does not exist; ingest documents first")
     async with AsyncSqliteSaver.from_conn_string(str(path)) as checkpointer:
+        # a deleted thread's pages are zeroed, not left readable in the file (its text is user data)
+        await checkpointer.conn.execute("PRAGMA secure_delete = ON")
         yield checkpointer

@@ -1,6 +1,6 @@
 """Conversation routes: POST /threads/{thread_id}/ask answers a question as the next turn of the caller's
 thread (a follow-up is condensed with the thread's earlier questions); GET /threads/{thread_id} returns
-that thread's history.
+that thread's history, DELETE /threads/{thread_id} forgets it.
 
 Threads are the caller's own: the stored thread id is prefixed with the identity's user, so one caller can
 never read or continue another's thread, whatever id it sends. A turn runs like /ask/invoke otherwise:
@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from ragroute.api import aask
 from ragroute.context import Context
@@ -47,7 +47,7 @@ def scoped_thread_id(user: str, thread_id: str) -> str:
 
 
 def add_thread_routes(app: FastAPI, holder: IndexHolder, settings: ServerSettings) -> None:
-    """POST /threads/{thread_id}/ask and GET /threads/{thread_id}."""
+    """POST /threads/{thread_id}/ask, GET and DELETE /threads/{thread_id}."""
 
     @app.post("/threads/{thread_id}/ask", tags=["threads"])
     async def ask_in_thread(thread_id: str, body: ThreadQuestion, request: Request) -> dict[str, Any]:
@@ -63,18 +63,30 @@ def add_thread_routes(app: FastAPI, holder: IndexHolder, settings: ServerSetting
         await asyncio.to_thread(holder.get)  # opened off the event loop before the graph searches it
         return await aask(body.question, context=configurable, providers=served, thread_id=scoped)
 
-    @app.get("/threads/{thread_id}", tags=["threads"])
-    async def thread_history(thread_id: str, request: Request) -> dict[str, Any]:
-        """The questions and answers of the caller's thread `thread_id` (404 when it has none)."""
-        scoped = scoped_thread_id(identity_of(request).user, thread_id)
+    async def history_of(scoped: str) -> list[dict]:
         await asyncio.to_thread(holder.get)
-        ctx = Context.from_dict({"index_dir": settings.index_dir})
         with using(holder.providers()):
-            async with threads.saver(ctx) as saver:
+            async with threads.saver(Context.from_dict({"index_dir": settings.index_dir})) as saver:
                 state = await graph.copy(update={"checkpointer": saver}).aget_state(
                     {"configurable": {"thread_id": scoped}}
                 )
-        history = (state.values or {}).get("history") or []
+        return list((state.values or {}).get("history") or [])
+
+    @app.get("/threads/{thread_id}", tags=["threads"])
+    async def thread_history(thread_id: str, request: Request) -> dict[str, Any]:
+        """The questions and answers of the caller's thread `thread_id` (404 when it has none)."""
+        history = await history_of(scoped_thread_id(identity_of(request).user, thread_id))
         if not history:
             raise HTTPException(404, f"no thread {thread_id!r}")
         return {"thread_id": thread_id, "history": history}
+
+    @app.delete("/threads/{thread_id}", tags=["threads"], status_code=204)
+    async def delete_thread(thread_id: str, request: Request) -> Response:
+        """Forget the caller's thread `thread_id`: every checkpoint of it (404 when it has none)."""
+        scoped = scoped_thread_id(identity_of(request).user, thread_id)
+        if not await history_of(scoped):
+            raise HTTPException(404, f"no thread {thread_id!r}")
+        with using(holder.providers()):
+            async with threads.saver(Context.from_dict({"index_dir": settings.index_dir})) as saver:
+                await saver.adelete_thread(scoped)
+        return Response(status_code=204)

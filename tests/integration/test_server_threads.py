@@ -1,6 +1,6 @@
 """Conversations over HTTP (issue 14): POST /threads/{id}/ask on the real app with API keys and a real
 sample index; a follow-up is condensed with the caller's own thread, and a thread id is scoped per caller
-(another key sending the same id starts its own thread and cannot read the first one)."""
+(another key sending the same id starts its own thread and cannot read or delete the first one)."""
 
 from __future__ import annotations
 
@@ -63,6 +63,12 @@ async def test_a_follow_up_over_http_uses_the_callers_own_thread(client: httpx.A
     assert alices[2]["standalone"] == "What is the default task timeout in version 2.9.1?"
     bob_sees = (await client.get("/threads/c1", headers={"X-API-Key": BOB})).json()["history"]
     assert [m["content"] for m in bob_sees if m["role"] == "user"] == [FOLLOW_UP]
+
+    # bob forgets his thread; alice's thread of the same id is untouched
+    assert (await client.delete("/threads/c1", headers={"X-API-Key": BOB})).status_code == 204
+    assert (await client.get("/threads/c1", headers={"X-API-Key": BOB})).status_code == 404
+    assert (await client.delete("/threads/c1", headers={"X-API-Key": BOB})).status_code == 404
+    assert len((await client.get("/threads/c1", headers={"X-API-Key": ALICE})).json()["history"]) == 4
 
 
 async def test_thread_mistakes_are_one_line_4xx(client: httpx.AsyncClient) -> None:
