@@ -1,9 +1,9 @@
-"""The /ask runnable: the graph behind the response cache, streaming only what a caller may see, and a
-serializer for its streamed events."""
+"""The answer runnable /ask and /v1 share: the graph behind the response cache, streaming only what a
+caller may see; the config each run gets (the caller's scope, tracing); a serializer for streamed events."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import orjson
@@ -11,11 +11,18 @@ from langchain_core.runnables.base import RunnableBinding
 from langchain_core.tracers.log_stream import RunLogPatch
 from langserve.serialization import WellKnownLCSerializer
 from pydantic import BaseModel
-from ragroute.context import context_of
+from ragroute.context import Context, context_of
 from ragroute.runtime import caching
+from ragroute.runtime import tracing as tracing_mod
 from ragroute.runtime.providers import Providers, using
 from ragroute.runtime.views import public, public_metadata, public_tags
 from ragroute.server.apidocs import form_schema
+from ragroute.server.auth import Identity
+from ragroute.server.policy import server_configurable
+from ragroute.server.state import IndexHolder, ServerSettings
+from ragroute.workflow import build_graph
+
+SESSION_HEADER = "x-session-id"  # a client's conversation id, passed to traces as their session
 
 
 def _json_default(obj: Any) -> Any:
@@ -111,3 +118,24 @@ def cached_answers(runnable: Any, providers: Providers | None = None) -> Any:
     a caller with another scope. Streams and batches always run the graph. `providers`: the objects the
     graph is bound to (build_graph(providers)), so the cache key names the same ones."""
     return CachedAnswers(bound=runnable, providers=providers)
+
+
+def answer_runnable(holder: IndexHolder) -> Any:
+    """The graph bound to `holder`'s index behind the response cache; built once per app, served by /ask
+    and /v1 alike (the graph's nodes and the cache key read the index through the holder)."""
+    served = holder.providers()
+    return cached_answers(build_graph(served).compile(name="ragroute"), served)
+
+
+def run_config(
+    config: Mapping[str, Any] | None, ident: Identity, settings: ServerSettings, session_id: str | None
+) -> dict[str, Any]:
+    """The config one run gets: the request's, its `configurable` forced to the caller's scope by
+    `server_configurable` (InputError/ConfigError for a bad one), traced as `ident.user` in `session_id`."""
+    config = config or {}
+    configurable = server_configurable(config.get("configurable"), ident, settings)
+    out: dict[str, Any] = {**config, "configurable": configurable}
+    if settings.tracing:
+        ctx = Context.from_dict(configurable)
+        out = dict(tracing_mod.traced_config(out, ctx=ctx, user_id=ident.user, session_id=session_id))
+    return out

@@ -16,14 +16,14 @@ from fastapi_offline import FastAPIOffline
 from langserve import add_routes
 from ragroute.context import Context
 from ragroute.runtime import tracing as tracing_mod  # `tracing` is create_app's on/off flag
-from ragroute.server.answers import Serializer, cached_answers
+from ragroute.server.answers import SESSION_HEADER, Serializer, answer_runnable, run_config
 from ragroute.server.apidocs import add_api_pages
 from ragroute.server.auth import ANONYMOUS, Identity, load_api_keys
 from ragroute.server.documents import add_document_routes
 from ragroute.server.guard import PUBLIC_PATHS, GuardMiddleware, identity_of
 from ragroute.server.health import add_health_routes
 from ragroute.server.openai_compat import add_openai_routes
-from ragroute.server.policy import check_question_input, check_request_configurable, server_configurable
+from ragroute.server.policy import check_question_input, check_request_configurable
 from ragroute.server.state import (
     DEFAULT_MAX_BATCH_INPUTS,
     DEFAULT_MAX_BODY_BYTES,
@@ -34,10 +34,7 @@ from ragroute.server.state import (
 )
 from ragroute.server.threads import add_thread_routes
 from ragroute.tools.errors import ConfigError, InputError, ProviderError, RagrouteError, printable
-from ragroute.workflow import build_graph
 from starlette.exceptions import HTTPException as StarletteHTTPException
-
-SESSION_HEADER = "x-session-id"
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -99,33 +96,24 @@ def _check_ask_body(body: Any, batch: bool, settings: ServerSettings) -> None:
         check_question_input(item, settings.max_question_chars, f"inputs[{i}]")
 
 
-def _add_ask_routes(app: FastAPI, holder: IndexHolder, settings: ServerSettings) -> None:
-    """langserve routes for the graph under /ask, each run configured by `server_configurable`."""
+def _add_ask_routes(app: FastAPI, answers: Any, holder: IndexHolder, settings: ServerSettings) -> None:
+    """langserve routes for `answers` (answer_runnable) under /ask, each run configured by `run_config`."""
 
     async def per_request(config: dict[str, Any], request: Request) -> dict[str, Any]:
-        ident = identity_of(request)
         try:
             # starlette caches the body langserve parsed already; the guard made sure it is UTF-8 and shallow
             _check_ask_body(await request.json(), request.url.path.endswith("/batch"), settings)
-            configurable = server_configurable(config.get("configurable"), ident, settings)
+            out = run_config(config, identity_of(request), settings, request.headers.get(SESSION_HEADER))
         except BatchTooLarge as exc:
             raise HTTPException(413, str(exc)) from None
         except (RagrouteError, ValueError, TypeError) as exc:  # Context checks some values with float()
             raise HTTPException(422, str(exc)) from None
         await asyncio.to_thread(holder.get)  # opened off the event loop before the graph searches it
-        out: Any = {**config, "configurable": configurable}
-        if settings.tracing:
-            ctx = Context.from_dict(configurable)
-            out = tracing_mod.traced_config(
-                out, ctx=ctx, user_id=ident.user, session_id=request.headers.get(SESSION_HEADER)
-            )
         return out
 
-    # the graph's nodes (and the response cache key) read the index through the holder
-    served = holder.providers()
     add_routes(
         app,
-        cached_answers(build_graph(served).compile(name="ragroute"), served),
+        answers,
         path="/ask",
         config_keys=("configurable",),
         per_req_config_modifier=per_request,
@@ -189,8 +177,9 @@ def create_app(
     app.state.index = holder
     add_api_pages(app, keys, PUBLIC_PATHS)
     _add_error_handlers(app)
-    _add_ask_routes(app, holder, settings)
-    add_openai_routes(app, holder, settings)
+    answers = answer_runnable(holder)  # one graph and response cache for /ask and /v1
+    _add_ask_routes(app, answers, holder, settings)
+    add_openai_routes(app, answers, holder, settings)
     add_thread_routes(app, holder, settings)
     add_health_routes(app, holder)
     add_document_routes(app, holder, settings)

@@ -20,6 +20,7 @@ from fastapi import HTTPException, Request
 from ragroute.server.apidocs import LOGIN_PATH, LOGOUT_PATH, key_from_cookie, login_redirect
 from ragroute.server.auth import Identity, authenticate, presented_key
 
+OPENAI_PREFIX = "/v1/"  # the OpenAI-compatible routes (openai_compat)
 PUBLIC_PATHS = ("/health", "/ready", LOGIN_PATH, LOGOUT_PATH)
 # deep enough for any real request (a filter stops at 32 $and levels, about 70 JSON levels), shallow
 # enough that nothing recursive behind the routes comes near Python's recursion limit
@@ -73,19 +74,17 @@ class GuardMiddleware:
                     return
                 sent_key = presented_key(headers, self.keys) is not None
                 msg = "invalid API key" if sent_key else "missing X-API-Key header"
-                await _send_json(send, 401, {"detail": msg}, {"www-authenticate": "ApiKey"})
+                await _refuse(send, path, 401, msg, {"www-authenticate": "ApiKey"})
                 return
             scope.setdefault("state", {})["identity"] = ident
         limit = self.max_upload_bytes if path.rstrip("/") == "/ingest" else self.max_body_bytes
         declared = headers.get("content-length")
         if declared is not None:
             if not declared.isdigit():
-                await _send_json(send, 400, {"detail": "invalid Content-Length header"})
+                await _refuse(send, path, 400, "invalid Content-Length header")
                 return
             if int(declared) > limit:
-                await _send_json(
-                    send, 413, {"detail": f"request body is {declared} bytes; the limit is {limit}"}
-                )
+                await _refuse(send, path, 413, f"request body is {declared} bytes; the limit is {limit}")
                 return
         as_json = _parsed_as_json(path, headers.get("content-type", ""))
         if scope.get("method") not in ("POST", "PUT", "PATCH") or (declared is not None and not as_json):
@@ -101,7 +100,7 @@ class GuardMiddleware:
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
             if size > limit:
-                await _send_json(send, 413, {"detail": f"request body exceeds the limit of {limit} bytes"})
+                await _refuse(send, path, 413, f"request body exceeds the limit of {limit} bytes")
                 return
             if not message.get("more_body"):
                 break
@@ -111,7 +110,7 @@ class GuardMiddleware:
             big = len(body) > _INLINE_CHECK_BYTES
             problem = await asyncio.to_thread(json_body_problem, body) if big else json_body_problem(body)
         if problem:
-            await _send_json(send, 422, {"detail": problem})
+            await _refuse(send, path, 422, problem)
             return
         sent = False
 
@@ -147,6 +146,22 @@ def json_body_problem(body: bytes) -> str | None:
     if depth > MAX_JSON_DEPTH:
         return f"request body nests deeper than {MAX_JSON_DEPTH} levels of arrays and objects"
     return None
+
+
+def openai_error(status: int, message: str, param: str | None = None, code: str | None = None) -> dict:
+    """OpenAI's error object, {"message", "type", "param", "code"}, which OpenAI clients raise from."""
+    kind = {401: "authentication_error", 404: "not_found_error"}.get(status, "invalid_request_error")
+    return {"message": message, "type": "api_error" if status >= 500 else kind, "param": param, "code": code}
+
+
+async def _refuse(
+    send: Any, path: str, status: int, detail: str, extra: dict[str, str] | None = None
+) -> None:
+    """A JSON error `{"detail": ...}`; under /v1/ also OpenAI's `error` object, so its clients show it."""
+    body: dict[str, Any] = {"detail": detail}
+    if path.startswith(OPENAI_PREFIX):
+        body["error"] = openai_error(status, detail)
+    await _send_json(send, status, body, extra)
 
 
 async def _send_json(send: Any, status: int, body: dict, extra: dict[str, str] | None = None) -> None:

@@ -19,14 +19,11 @@ from typing import Any, Literal
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from ragroute.context import Context
-from ragroute.runtime import tracing as tracing_mod
-from ragroute.server.answers import cached_answers
-from ragroute.server.guard import identity_of
-from ragroute.server.policy import check_question_input, server_configurable
+from ragroute.server.answers import SESSION_HEADER, run_config
+from ragroute.server.guard import identity_of, openai_error
+from ragroute.server.policy import check_question_input
 from ragroute.server.state import IndexHolder, ServerSettings
 from ragroute.tools.errors import ConfigError, InputError, ProviderError, RagrouteError, printable
-from ragroute.workflow import build_graph
 
 MODEL_ID = "ragroute"
 # OpenAI request fields a client may send and ragroute ignores: the answer comes from the sources, not
@@ -105,11 +102,7 @@ class ApiError(Exception):
 
 def error_response(status: int, message: str, param: str | None = None, code: str | None = None) -> Response:
     """An OpenAI-shaped error: {"error": {"message", "type", "param", "code"}}."""
-    kind = {401: "authentication_error", 404: "not_found_error"}.get(status, "invalid_request_error")
-    if status >= 500:
-        kind = "api_error"
-    body = {"error": {"message": printable(message), "type": kind, "param": param, "code": code}}
-    return JSONResponse(body, status_code=status)
+    return JSONResponse({"error": openai_error(status, printable(message), param, code)}, status_code=status)
 
 
 def _text_of(message: ChatMessage, where: str) -> str:
@@ -211,20 +204,13 @@ async def _chunks(output: dict[str, Any], model: str) -> AsyncIterator[str]:
     yield "data: [DONE]\n\n"
 
 
-def add_openai_routes(app: FastAPI, holder: IndexHolder, settings: ServerSettings) -> None:
-    """Add POST /v1/chat/completions, GET /v1/models and GET /v1/models/{model} to `app`."""
-    served = holder.providers()
-    # the runnable /ask/invoke serves: the graph behind the response cache
-    answers = cached_answers(build_graph(served).compile(name="ragroute"), served)
+def add_openai_routes(app: FastAPI, answers: Any, holder: IndexHolder, settings: ServerSettings) -> None:
+    """Add POST /v1/chat/completions, GET /v1/models and GET /v1/models/{model} to `app`; completions run
+    `answers` (server.answers.answer_runnable), the runnable /ask/invoke serves."""
 
     async def run(request: Request, inputs: dict[str, Any]) -> dict[str, Any]:
-        ident = identity_of(request)
-        configurable = server_configurable(None, ident, settings)
+        config = run_config(None, identity_of(request), settings, request.headers.get(SESSION_HEADER))
         await asyncio.to_thread(holder.get)  # opened off the event loop before the graph searches it
-        config: Any = {"configurable": configurable}
-        if settings.tracing:
-            ctx = Context.from_dict(configurable)
-            config = tracing_mod.traced_config(config, ctx=ctx, user_id=ident.user)
         return dict(await answers.ainvoke(inputs, config))
 
     @app.post("/v1/chat/completions", tags=["openai"])

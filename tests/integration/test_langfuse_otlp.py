@@ -249,6 +249,31 @@ async def test_server_runs_are_traced_with_the_callers_identity(
     check_lean(received)
 
 
+async def test_openai_completions_are_traced_with_the_callers_session(
+    index_dir: str, langfuse_endpoint: tuple[str, list[dict]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/v1/chat/completions is traced like /ask/invoke: the caller as user, X-Session-Id as session."""
+    base_url, received = langfuse_endpoint
+    use_langfuse(monkeypatch, base_url)
+    keys = {"ops-key-0000001": {"user": "olga", "groups": ["ops"], "clearance": 2}}
+    app = create_app(index_dir, keys)
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=transport, base_url="http://t", timeout=120) as c:
+            r = await c.post(
+                "/v1/chat/completions",
+                headers={"Authorization": "Bearer ops-key-0000001", "X-Session-Id": "chat-3"},
+                # not /ask's question: a response-cache hit would run no graph and send no trace
+                json={
+                    "model": "ragroute",
+                    "messages": [{"role": "user", "content": f"{RUNBOOK_QUESTION} Thanks"}],
+                },
+            )
+        assert r.status_code == 200, r.text
+    root, _ = check_tree(decode_spans(received), r.json()["ragroute"]["route"])
+    assert root["attrs"]["user.id"] == "olga" and root["attrs"]["session.id"] == "chat-3"
+
+
 @pytest.mark.parametrize("route", ["simple", "expand", "multihop"])
 async def test_a_traced_question_is_small_and_its_spans_summarize_the_state(
     bound: Providers, langfuse_endpoint: tuple[str, list[dict]], monkeypatch: pytest.MonkeyPatch, route: str

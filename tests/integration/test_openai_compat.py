@@ -135,9 +135,11 @@ def test_a_key_without_the_runbooks_groups_never_sees_it(base_url: str, key: str
 def test_a_wrong_or_missing_key_is_401(base_url: str) -> None:
     with pytest.raises(openai.AuthenticationError) as err:
         ask(base_url, "not-a-key-at-all", PUBLIC_QUESTION)
-    assert err.value.status_code == 401 and err.value.body == {"detail": "invalid API key"}
+    assert err.value.status_code == 401 and err.value.message.endswith(" - invalid API key")
+    assert isinstance(err.value.body, dict) and err.value.body["type"] == "authentication_error"
     r = httpx.post(f"{base_url}/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})
-    assert r.status_code == 401
+    assert r.status_code == 401 and r.json()["detail"] == "missing X-API-Key header"  # beside `error`
+    assert r.json()["error"]["message"] == "missing X-API-Key header"
     # X-API-Key works as on every other route
     r = httpx.get(f"{base_url}/models", headers={"X-API-Key": READER})
     assert r.status_code == 200
@@ -168,6 +170,20 @@ def test_bad_input_is_a_clear_4xx(base_url: str, kwargs: dict[str, Any], fragmen
     assert fragment in err.value.message
     body = err.value.body
     assert isinstance(body, dict) and body["type"] == "invalid_request_error"  # OpenAI's error shape
+
+
+def test_the_guards_refusals_carry_an_openai_error(base_url: str) -> None:
+    """What the guard refuses before any route (too deep, too big) reaches an OpenAI client as its message."""
+    deep: Any = 1
+    for _ in range(150):
+        deep = [deep]
+    with pytest.raises(openai.UnprocessableEntityError) as err:
+        ask(base_url, READER, PUBLIC_QUESTION, extra_body={"filters": {"a": deep}})
+    assert "nests deeper than" in err.value.message
+    big = {"model": "ragroute", "messages": [{"role": "user", "content": "x" * 2_000_000}]}
+    r = httpx.post(f"{base_url}/chat/completions", json=big, headers={"Authorization": f"Bearer {READER}"})
+    assert r.status_code == 413 and r.json()["error"]["message"] == r.json()["detail"]
+    assert "the limit is" in r.json()["detail"]
 
 
 def test_not_json_is_400(base_url: str) -> None:
