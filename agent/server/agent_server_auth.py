@@ -89,11 +89,22 @@ async def own_runs_on_server_settings(ctx: Auth.types.AuthContext, value: Any) -
     return await owner_only(ctx, value)
 
 
-@auth.on.assistants.read
-@auth.on.assistants.search
-async def own_or_system_assistants(ctx: Auth.types.AuthContext, value: Any) -> Auth.types.FilterType:
-    """Everyone may use the graph's own assistant ("ragroute"); other assistants only their owner."""
+def _own_or_system(ctx: Auth.types.AuthContext) -> dict[str, Any]:
     return {"$or": [{"owner": ctx.user.identity}, {"created_by": "system"}]}
+
+
+@auth.on.assistants.read
+async def read_assistants(ctx: Auth.types.AuthContext, value: Auth.types.AssistantsRead) -> dict[str, Any]:
+    """Everyone may use the graph's own assistant ("ragroute"); other assistants only their owner."""
+    return _own_or_system(ctx)
+
+
+@auth.on.assistants.search
+async def search_assistants(
+    ctx: Auth.types.AuthContext, value: Auth.types.AssistantsSearch
+) -> dict[str, Any]:
+    """Searches list the graph's own assistant and the caller's."""
+    return _own_or_system(ctx)
 
 
 @auth.on.store

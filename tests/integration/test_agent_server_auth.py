@@ -200,3 +200,21 @@ async def test_a_run_may_not_choose_the_servers_index_or_model(server: str) -> N
             None, "ragroute", input={"question": PUBLIC_QUESTION}, context={"index_dir": "/tmp/elsewhere"}
         )
     assert err.value.response.status_code == 403 and "index_dir" in err.value.response.text
+
+
+def test_the_deployment_image_carries_the_same_auth(tmp_path: Path) -> None:
+    """`langgraph build/up` bake the config into the image: the graph and LANGGRAPH_AUTH with our handler."""
+    if not LANGGRAPH.exists():
+        pytest.skip("langgraph-cli is not installed")
+    out = subprocess.run(
+        [str(LANGGRAPH), "dockerfile", "-c", str(ROOT / "studio" / "agent_server.json"), "Dockerfile"],
+        cwd=tmp_path,
+        env={**os.environ, "LANGGRAPH_CLI_NO_ANALYTICS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    docker = (tmp_path / "Dockerfile").read_text()
+    assert '"path": "ragroute.server.agent_server_auth:auth", "disable_studio_auth": true' in docker
+    assert '"ragroute": "ragroute.workflow:graph"' in docker
