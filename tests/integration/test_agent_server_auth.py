@@ -218,3 +218,23 @@ def test_the_deployment_image_carries_the_same_auth(tmp_path: Path) -> None:
     docker = (tmp_path / "Dockerfile").read_text()
     assert '"path": "ragroute.server.agent_server_auth:auth", "disable_studio_auth": true' in docker
     assert '"ragroute": "ragroute.workflow:graph"' in docker
+
+
+def test_without_keys_every_caller_is_anonymous_and_reads_public_documents_only() -> None:
+    from ragroute.context import Context, authenticated_access
+    from ragroute.server.agent_server_auth import identity_for, user_of
+    from ragroute.server.auth import load_api_keys
+
+    user = user_of(identity_for(None, {}))  # what `authenticate` returns on a keyless server
+    assert user["identity"] == "anonymous" and user["permissions"] == []
+    access = authenticated_access({"langgraph_auth_user": user})
+    assert access == {"user_groups": [], "clearance": 0, "all_access": False}
+    assert identity_for(None, load_api_keys(KEYS)) is None  # with keys, no key is refused
+    # a user another auth made (a Studio user) carries no access fields: public only, never wider
+    assert authenticated_access({"langgraph_auth_user": {"identity": "studio"}}) == {
+        "user_groups": None,
+        "clearance": None,
+        "all_access": False,
+    }
+    assert authenticated_access({"langgraph_auth_user": None}) is None  # no auth: the context decides
+    assert Context(**(authenticated_access({"langgraph_auth_user": user}) or {})).all_access is False
