@@ -3,7 +3,8 @@
 Access is the server's decision, never a tool argument: a stdio server runs as the one identity it was
 started with (`--api-key`, or public documents only when no keys are configured); over HTTP `ApiKeyGuard`
 authenticates every request (X-API-Key or `Authorization: Bearer`) and the tool runs as that request's key.
-A `filters` argument can only narrow what the caller's scope already admits.
+A `filters` argument can only narrow what the caller's scope already admits. A passage's or citation's
+`source` names no file on the server (`server.policy.without_server_paths`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ragroute.server.auth import (
     load_api_keys,
     presented_key,
 )
+from ragroute.server.policy import without_server_paths
 from ragroute.server.state import DEFAULT_MAX_QUESTION_CHARS, IndexHolder
 from ragroute.tools.errors import ConfigError, RagrouteError
 from ragroute.tools.filters import parse_filter
@@ -184,7 +186,7 @@ def build_server(
             hits = await index.asearch(query, k=k, filters=filters, access=who.scope())
         except RagrouteError as exc:
             raise ToolError(str(exc)) from None
-        return SearchResult(hits=[Passage(**hit_to_tool_dict(h)) for h in hits])
+        return SearchResult(hits=[Passage(**without_server_paths(hit_to_tool_dict(h))) for h in hits])
 
     @server.tool(annotations=read_only, structured_output=True)
     async def ask(question: Text, ctx: Context, filters: Filters = None) -> Answer:
@@ -207,7 +209,7 @@ def build_server(
             raise ToolError(str(exc)) from None
         return Answer(
             answer=out.get("answer") or "",
-            citations=[Source(**c) for c in out.get("citations") or []],
+            citations=[Source(**c) for c in without_server_paths(out.get("citations") or [])],
             confidence=float(out.get("confidence") or 0.0),
             faithfulness=float(out.get("faithfulness") or 0.0),
             abstained=bool(out.get("abstained")),

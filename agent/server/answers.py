@@ -18,7 +18,7 @@ from ragroute.runtime.providers import Providers, using
 from ragroute.runtime.views import public, public_metadata, public_tags
 from ragroute.server.apidocs import form_schema
 from ragroute.server.auth import Identity
-from ragroute.server.policy import server_configurable
+from ragroute.server.policy import server_configurable, without_server_paths
 from ragroute.server.state import IndexHolder, ServerSettings
 from ragroute.workflow import build_graph
 
@@ -64,12 +64,17 @@ class CachedAnswers(RunnableBinding):  # type: ignore[type-arg]
             return dict(await RunnableBinding.ainvoke(self, values, config, **kwargs))
 
         with using(self.providers):
-            return await caching.answer(dict(input), ctx, run)
+            return without_server_paths(await caching.answer(dict(input), ctx, run))
+
+    async def abatch(self, inputs: list[Any], config: Any = None, **kwargs: Any) -> list[Any]:
+        """The graph's batch, each output as a remote caller sees it (no server file paths)."""
+        outputs = await RunnableBinding.abatch(self, inputs, config, **kwargs)
+        return [without_server_paths(out) for out in outputs]
 
     async def astream(self, input: Any, config: Any = None, **kwargs: Any) -> AsyncIterator[Any]:  # noqa: A002
         """The graph's chunks ({node: update}), each update cut to its public fields (`views.public`)."""
         async for chunk in RunnableBinding.astream(self, input, config, **kwargs):
-            yield public(chunk)
+            yield shown(chunk)
 
     def astream_events(self, input: Any, config: Any = None, **kwargs: Any) -> Any:  # noqa: A002
         """The graph's events with public payloads, and no LangGraph bookkeeping in metadata or tags."""
@@ -85,11 +90,16 @@ class CachedAnswers(RunnableBinding):  # type: ignore[type-arg]
                 yield patch
 
 
+def shown(value: Any) -> Any:
+    """What a remote caller sees of a stream chunk or payload: its public fields, no server file paths."""
+    return without_server_paths(public(value))
+
+
 def _public_op(op: dict[str, Any]) -> dict[str, Any]:
     """One run-log patch op with a public value; a log entry keeps no LangGraph metadata or step tags."""
     if "value" not in op:
         return op
-    value = public(op["value"])
+    value = shown(op["value"])
     if isinstance(value, dict) and op.get("path", "").startswith("/logs/"):
         if "metadata" in value:
             value["metadata"] = public_metadata(value["metadata"])
@@ -101,13 +111,13 @@ def _public_op(op: dict[str, Any]) -> dict[str, Any]:
 async def _public_events(events: AsyncIterator[Any]) -> AsyncIterator[Any]:
     """Each stream event with `views.public` payloads and without LangGraph's metadata and step tags."""
     async for event in events:
-        shown = dict(event)
-        shown["data"] = public(event.get("data", {}))
+        out = dict(event)
+        out["data"] = shown(event.get("data", {}))
         if "metadata" in event:
-            shown["metadata"] = public_metadata(event["metadata"])
+            out["metadata"] = public_metadata(event["metadata"])
         if "tags" in event:
-            shown["tags"] = public_tags(event["tags"])
-        yield shown
+            out["tags"] = public_tags(event["tags"])
+        yield out
 
 
 def cached_answers(runnable: Any, providers: Providers | None = None) -> Any:

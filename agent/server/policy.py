@@ -2,11 +2,15 @@
 
 A request body can narrow but never widen what a caller sees: the server forces the index, the model
 and the caller's groups and clearance into every run, and a key writes only documents it can read or
-ids it owns, so a document it cannot read looks exactly like a missing one (`may_write`).
+ids it owns, so a document it cannot read looks exactly like a missing one (`may_write`). What a remote
+caller reads back names no file on the server: a source that is a server path is shown relative to its
+ingested folder (`without_server_paths`).
 """
 
 from __future__ import annotations
 
+import ntpath
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -147,3 +151,29 @@ def split_writable(index: Any, docs: list[Any], identity: Identity) -> tuple[lis
     """(allowed, denied): documents whose id the caller may not write are held back, the rest go through."""
     denied_ids = {id(d) for d in docs if isinstance(d, Document) and not may_write(index, d.doc_id, identity)}
     return [d for d in docs if id(d) not in denied_ids], [d for d in docs if id(d) in denied_ids]
+
+
+def shown_source(source: str, doc_id: str | None = None) -> str:
+    """`source` as a remote caller sees it: a server file path becomes the doc id when the path ends with
+    it (a file's id is its path under the ingested folder), else the file name; urls, `api:` and
+    `upload:` sources are returned unchanged."""
+    if not (os.path.isabs(source) or ntpath.isabs(source)):
+        return source
+    path = source.replace("\\", "/")
+    if doc_id and path.endswith("/" + doc_id.lstrip("/")):
+        return doc_id.lstrip("/")
+    return path.rsplit("/", 1)[-1]
+
+
+def without_server_paths(value: Any) -> Any:
+    """`value` (an answer, a stream chunk or event, tool results) as a copy in which every `source` that is
+    a server file path is shown by `shown_source`; other values are returned as they are."""
+    if isinstance(value, Mapping):
+        out = {key: without_server_paths(v) for key, v in value.items()}
+        if isinstance(out.get("source"), str):
+            doc_id = out.get("doc_id")
+            out["source"] = shown_source(out["source"], doc_id if isinstance(doc_id, str) else None)
+        return out
+    if isinstance(value, list | tuple):
+        return [without_server_paths(v) for v in value]
+    return value

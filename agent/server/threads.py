@@ -20,7 +20,7 @@ from ragroute.context import Context
 from ragroute.runtime import threads
 from ragroute.runtime.providers import using
 from ragroute.server.guard import identity_of
-from ragroute.server.policy import check_question_input, server_configurable
+from ragroute.server.policy import check_question_input, server_configurable, without_server_paths
 from ragroute.server.state import IndexHolder, ServerSettings
 from ragroute.tools.errors import RagrouteError
 from ragroute.workflow import graph
@@ -61,7 +61,8 @@ def add_thread_routes(app: FastAPI, holder: IndexHolder, settings: ServerSetting
             raise HTTPException(422, str(exc)) from None
         served = holder.providers()
         await asyncio.to_thread(holder.get)  # opened off the event loop before the graph searches it
-        return await aask(body.question, context=configurable, providers=served, thread_id=scoped)
+        out = await aask(body.question, context=configurable, providers=served, thread_id=scoped)
+        return without_server_paths(out)  # a citation's source names no file on the server
 
     async def history_of(scoped: str) -> list[dict]:
         await asyncio.to_thread(holder.get)

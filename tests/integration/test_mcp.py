@@ -28,6 +28,7 @@ from ragroute.cli import main
 from ragroute.mcp_server.app import IDENTITY_KEY, ApiKeyGuard, build_server, http_app
 from ragroute.server.auth import ANONYMOUS, load_api_keys
 from ragroute.server.state import IndexHolder
+from ragroute.tools.loaders import sample_corpus_dir
 
 from tests.integration.sample_index import (
     PUBLIC_QUESTION,
@@ -258,6 +259,11 @@ async def test_http_runs_each_request_as_its_own_key(mcp_url: str) -> None:
         assert RUNBOOK_DOC in _docs(answered) and not answered.structuredContent["abstained"]
         found = await ops.call_tool("search", {"query": RUNBOOK_QUESTION, "k": 3})
         assert found.structuredContent["hits"][0]["doc_id"] == RUNBOOK_DOC
+        # a source names no file on the server: the doc id, the path under the ingested folder
+        assert found.structuredContent["hits"][0]["source"] == RUNBOOK_DOC
+        corpus = str(sample_corpus_dir())
+        for result in (answered, found):
+            assert corpus not in json.dumps(result.model_dump(mode="json"))
     async with _http_session(mcp_url, {"X-API-Key": READER}) as reader:
         await _assert_runbook_hidden(reader)
 

@@ -12,6 +12,8 @@ import httpx
 import openai
 import pytest
 from ragroute.server.app import create_app
+from ragroute.server.policy import shown_source
+from ragroute.tools.loaders import sample_corpus_dir
 
 from tests.integration.sample_index import (
     PUBLIC_QUESTION,
@@ -184,6 +186,43 @@ def test_the_guards_refusals_carry_an_openai_error(base_url: str) -> None:
     r = httpx.post(f"{base_url}/chat/completions", json=big, headers={"Authorization": f"Bearer {READER}"})
     assert r.status_code == 413 and r.json()["error"]["message"] == r.json()["detail"]
     assert "the limit is" in r.json()["detail"]
+
+
+def test_no_response_names_a_file_on_the_server(base_url: str) -> None:
+    """Citations show a source relative to the ingested folder (the doc id), never the server's path."""
+    corpus = str(sample_corpus_dir())
+    server = base_url.removesuffix("/v1")
+    headers = {"X-API-Key": OPS}
+    one = {"input": {"question": PUBLIC_QUESTION}}
+    bodies = []
+    for path, body in [
+        ("/ask/invoke", one),
+        ("/ask/batch", {"inputs": [{"question": PUBLIC_QUESTION}, {"question": RUNBOOK_QUESTION}]}),
+        ("/ask/stream", one),
+        ("/ask/stream_events", one),
+        ("/ask/stream_log", one),
+    ]:
+        r = httpx.post(f"{server}{path}", json=body, headers=headers, timeout=120)
+        assert r.status_code == 200, (path, r.text)
+        bodies.append(r.text)
+    citations = httpx.post(f"{server}/ask/invoke", json=one, headers=headers, timeout=120).json()["output"][
+        "citations"
+    ]
+    assert "authentication.md" in [c["doc_id"] for c in citations]
+    assert all(c["source"] == c["doc_id"] for c in citations)
+    completion = ask(base_url, OPS, RUNBOOK_QUESTION)
+    assert completion.model_extra and completion.model_extra["ragroute"]["citations"]
+    bodies.append(completion.model_dump_json())
+    bodies.append("".join(c.model_dump_json() for c in ask(base_url, OPS, PUBLIC_QUESTION, stream=True)))
+    assert not [b[:200] for b in bodies if corpus in b]
+
+
+def test_shown_source_keeps_non_file_sources() -> None:
+    assert shown_source("/srv/corpus/guides/auth.md", "guides/auth.md") == "guides/auth.md"
+    assert shown_source("/srv/corpus/records.jsonl", "rec-7") == "records.jsonl"
+    assert shown_source("C:\\corpus\\faq.md", "faq.md") == "faq.md"
+    for kept in ("api:faq", "upload:notes.md", "https://example.com/a.md", "guides/auth.md"):
+        assert shown_source(kept, "x") == kept
 
 
 def test_not_json_is_400(base_url: str) -> None:
