@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from ragroute.server.guard import identity_of
 from ragroute.server.policy import may_write, refused_write, split_writable, write_refusal
 from ragroute.server.state import IndexHolder, ServerSettings
-from ragroute.server.uploads import read_ingest_request
+from ragroute.server.uploads import ingest_openapi, read_ingest_request
 from ragroute.tools.ingest import ingest_documents
 
 
@@ -25,7 +25,7 @@ def _hard_delete(hard: bool | None, soft: bool | None) -> bool:
 def add_document_routes(app: FastAPI, holder: IndexHolder, settings: ServerSettings) -> None:
     """Add POST /ingest, DELETE /documents/{doc_id} and POST /documents/{doc_id}/restore to `app`."""
 
-    @app.post("/ingest")
+    @app.post("/ingest", openapi_extra=ingest_openapi())
     async def ingest(request: Request) -> JSONResponse:
         """Ingest JSON documents ({"documents": [...], "meta": {...}}) or multipart files (+ meta field)."""
         ident = identity_of(request)

@@ -11,13 +11,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ragroute.tools.errors import InputError
-from ragroute.tools.loaders import LoadFailure, load_file
+from ragroute.tools.loaders import SUPPORTED_SUFFIXES, LoadFailure, load_file
 from ragroute.tools.types import Document
 
 if TYPE_CHECKING:  # only for annotations; the request object comes from the `serve` extra
     from starlette.requests import Request
 
-DOCUMENT_FIELDS = {"doc_id", "text", "title", "source", "metadata", "format"}
+FORMATS = ["text", "markdown"]
+# one JSON document's fields: what documents_from_json accepts and what /ingest's OpenAPI body declares
+DOCUMENT_PROPERTIES: dict[str, dict[str, Any]] = {
+    "doc_id": {"type": "string", "minLength": 1, "description": "Its id (a write key: under its prefix)."},
+    "text": {"type": "string", "minLength": 1},
+    "title": {"type": "string"},
+    "source": {"type": "string", "description": 'Where it came from (default "api:<doc_id>").'},
+    "metadata": {"type": "object", "description": "Metadata fields (access_groups, version, ...)."},
+    "format": {"type": "string", "enum": FORMATS, "default": "text"},
+}
+DOCUMENT_FIELDS = set(DOCUMENT_PROPERTIES)
+META_DESCRIPTION = "Metadata for every document of the request (a document's own fields win)."
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -50,8 +61,8 @@ def _document_from_json(item: Any, where: str) -> Document:
     if not isinstance(text, str) or not text.strip():
         raise InputError(f"{where}.text must be a non-empty string")
     fmt = item.get("format", "text")
-    if fmt not in ("text", "markdown"):
-        raise InputError(f"{where}.format={fmt!r}; options: ['text', 'markdown']")
+    if fmt not in FORMATS:
+        raise InputError(f"{where}.format={fmt!r}; options: {FORMATS}")
     meta = item.get("metadata") or {}
     if not isinstance(meta, dict):
         raise InputError(f"{where}.metadata must be an object")
@@ -120,3 +131,38 @@ async def read_ingest_request(request: Request) -> tuple[list[Any], dict[str, An
     if meta is not None and not isinstance(meta, dict):
         raise InputError("meta must be a JSON object of metadata for every document")
     return docs, meta
+
+
+def ingest_openapi() -> dict[str, Any]:
+    """/ingest's request body for OpenAPI (`openapi_extra`): the JSON documents or the multipart files it
+    reads, so /docs can try it and schema fuzzers send real bodies."""
+    document = {
+        "type": "object",
+        "properties": DOCUMENT_PROPERTIES,
+        "required": ["doc_id", "text"],
+        "additionalProperties": False,
+    }
+    as_json = {
+        "type": "object",
+        "properties": {
+            "documents": {"type": "array", "items": document, "minItems": 1},
+            "meta": {"type": "object", "description": META_DESCRIPTION},
+        },
+        "required": ["documents"],
+        "additionalProperties": False,
+    }
+    suffixes = ", ".join(sorted(SUPPORTED_SUFFIXES))
+    as_form = {
+        "type": "object",
+        "properties": {
+            "files": {
+                "type": "array",
+                "items": {"type": "string", "format": "binary"},
+                "description": f"Files to ingest, loaded by their suffix ({suffixes}).",
+            },
+            "meta": {"type": "string", "description": f"A JSON object. {META_DESCRIPTION}"},
+        },
+        "required": ["files"],
+    }
+    content = {"application/json": {"schema": as_json}, "multipart/form-data": {"schema": as_form}}
+    return {"requestBody": {"required": True, "content": content}}

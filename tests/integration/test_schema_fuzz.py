@@ -29,6 +29,9 @@ KEYS = {
 
 # few examples per operation: the suite runs this by default, and every valid question runs the graph
 FUZZ = settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+# fewer for /ingest: every accepted body is chunked, embedded and written (and kept below UPLOAD_CAP)
+FUZZ_INGEST = settings(FUZZ, max_examples=6)
+UPLOAD_CAP = 20_000
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +43,9 @@ def sample_index(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Ite
 
 def _app(index: Any, keys: dict[str, Any]) -> Any:
     # a small batch cap keeps a fuzzed batch to a few graph runs
-    return create_app(index.path, keys, index=index, tracing=False, max_batch_inputs=3)
+    return create_app(
+        index.path, keys, index=index, tracing=False, max_batch_inputs=3, max_upload_bytes=UPLOAD_CAP
+    )
 
 
 def fuzz(app: Any, keys: list[str | None]) -> list[str]:
@@ -58,7 +63,7 @@ def fuzz(app: Any, keys: list[str | None]) -> list[str]:
     for operation in operations:
         cases = st.one_of(operation.as_strategy(mode) for mode in GenerationMode)
 
-        @FUZZ
+        @(FUZZ_INGEST if operation.path == "/ingest" else FUZZ)
         @given(case=cases, key=st.sampled_from(keys))
         def run(case: Any, key: str | None) -> None:
             case.call_and_validate(headers={"X-API-Key": key} if key else {}, checks=[not_a_server_error])
@@ -77,3 +82,29 @@ def test_no_operation_answers_5xx_with_api_keys(sample_index: Any) -> None:
 
 def test_no_operation_answers_5xx_without_api_keys(sample_index: Any) -> None:
     assert fuzz(_app(sample_index, {}), [None]) == []
+
+
+def test_ingest_declares_its_json_and_multipart_bodies(sample_index: Any) -> None:
+    """/docs can try /ingest and fuzzers send real bodies: both content types are in the schema."""
+    import jsonschema
+    from fastapi.testclient import TestClient
+    from ragroute.server.uploads import DOCUMENT_FIELDS
+
+    app = _app(sample_index, KEYS)
+    content = app.openapi()["paths"]["/ingest"]["post"]["requestBody"]["content"]
+    assert set(content) == {"application/json", "multipart/form-data"}
+    as_json = content["application/json"]["schema"]
+    assert set(as_json["properties"]["documents"]["items"]["properties"]) == DOCUMENT_FIELDS
+    assert set(content["multipart/form-data"]["schema"]["required"]) == {"files"}
+    body = {"documents": [{"doc_id": "wes/fuzz-doc", "text": "A declared body.", "format": "text"}]}
+    jsonschema.validate(body, as_json)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"documents": [{"doc_id": "x", "text": "t", "color": 1}]}, as_json)
+    r = TestClient(app).post("/ingest", json=body, headers={"X-API-Key": WRITER})
+    assert r.status_code == 200 and r.json()["counts"]["failed"] == 0, r.text
+    r = TestClient(app).post(
+        "/ingest",
+        files=[("files", ("note.md", b"# Note\n\nA declared upload."))],
+        headers={"X-API-Key": WRITER},
+    )
+    assert r.status_code == 200 and r.json()["counts"]["failed"] == 0, r.text
