@@ -14,6 +14,7 @@ from ragroute.runtime import caching, threads
 from ragroute.runtime.providers import Providers, using
 from ragroute.runtime.sync import run_sync
 from ragroute.runtime.tracing import traced_config
+from ragroute.runtime.views import public
 from ragroute.state import InputState, OutputState
 from ragroute.tools.errors import ConfigError, InputError, check_unicode
 from ragroute.tools.pii import redact_query
@@ -123,10 +124,19 @@ async def _ask_in_thread(
 
 
 async def astream(
-    question: str, *, context: ContextLike = None, providers: Providers | None = None, **overrides: Any
+    question: str,
+    *,
+    context: ContextLike = None,
+    providers: Providers | None = None,
+    raw: bool = False,
+    **overrides: Any,
 ) -> AsyncIterator[dict[str, Any]]:
     """Stream the run: {"type": "update", "node", "data"}, {"type": "token", "text"} while an LLM writes the
-    answer, and finally {"type": "result", "data": output dict}."""
+    answer, and finally {"type": "result", "data": output dict}.
+
+    An update's data is the node's public fields, as /ask/stream sends them (`runtime.views.public`: the
+    output keys, the question and trace notes, no hit lists or LangGraph control objects); `raw=True`
+    yields LangGraph's own updates instead (every state key, `Overwrite` values as they are)."""
     inputs, ctx = _inputs(question, context, overrides, providers)
     final: dict[str, Any] = {}
     modes: list[StreamMode] = ["updates", "messages", "values"]
@@ -139,7 +149,7 @@ async def astream(
         mode, chunk = cast(tuple[str, Any], part)  # a list of modes yields (mode, chunk) pairs
         if mode == "updates":
             for node, data in chunk.items():
-                yield {"type": "update", "node": node, "data": data}
+                yield {"type": "update", "node": node, "data": data if raw else public(data)}
         elif mode == "messages":
             message, meta = chunk
             if meta.get("langgraph_node") == "generate" and getattr(message, "content", ""):

@@ -286,6 +286,26 @@ async def test_astream_yields_node_updates_and_llm_tokens(tiny):
     )
 
 
+async def test_astream_updates_are_the_public_view_unless_raw(tiny):
+    """A library caller sees what /ask/stream sends: no hit lists, no LangGraph Overwrite objects."""
+    from langgraph.types import Overwrite
+    from ragroute.runtime.views import HIT_KEYS
+
+    def hidden(data: Any) -> bool:
+        return bool(HIT_KEYS & set(data or {})) or any(
+            isinstance(v, Overwrite) for v in (data or {}).values()
+        )
+
+    question = "How long do refresh tokens last?"
+    public = [e async for e in astream(question, providers=tiny, route="simple") if e["type"] == "update"]
+    assert public and not [e["node"] for e in public if hidden(e["data"])]
+    raw = [
+        e async for e in astream(question, providers=tiny, route="simple", raw=True) if e["type"] == "update"
+    ]
+    assert [e["node"] for e in public] == [e["node"] for e in raw]
+    assert any(hidden(e["data"]) for e in raw)  # raw: LangGraph's own updates
+
+
 def test_builder_and_studio_graph():
     builder = build_graph()
     assert set(builder.nodes) == {
