@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import pytest
 from ragroute.tools.errors import ConfigError, FilterError, IndexError_, InputError
@@ -300,3 +301,50 @@ def test_searches_run_while_a_batch_is_ingested(make_index):
     assert not errors
     assert results and all("auth" in r and "secret" not in r for r in results)
     consistent(index)
+
+
+def test_chroma_is_reconciled_before_its_first_use(make_index, embedder):
+    """Stats and soft deletes leave Chroma closed; the first dense use (here the scrub of a hard delete)
+    reconciles it first, so the vectors a soft delete left behind are gone before it runs."""
+    secret = b"Okapi Ledger 4417"
+    corpus = [
+        ("okapi", secret.decode(), "The okapi ledger lists every zebra crossing.", {}),
+        ("cats", "Cats", "The office cat sleeps on the warm server rack.", {}),
+    ]
+    first = make_index(corpus)
+    path = first.path
+    first.close()
+
+    def on_disk() -> bool:
+        return any(secret in f.read_bytes() for f in Path(path).rglob("*") if f.is_file())
+
+    def reopen() -> HybridIndex:
+        return HybridIndex(IndexConfig(path=path), embedder=embedder)
+
+    index = reopen()
+    assert index.stats()["vectors"] == 2  # SQLite's vector ids: Chroma is not opened for stats
+    assert index.delete_document("okapi", soft=True)
+    index.close()
+    index = reopen()
+    try:
+        assert index.delete_document("okapi", soft=False)
+        assert not on_disk()
+        assert [h.doc_id for h in index.dense_search("okapi ledger zebra", k=2)] == ["cats"]
+        assert index.stats()["vectors"] == 1
+        consistent(index)
+    finally:
+        index.close()
+
+
+def test_soft_delete_drops_vectors_another_instance_has_open(make_index, embedder):
+    """Chroma open in one instance: a soft delete through another one drops the vectors at once."""
+    reader = make_index()
+    assert reader.dense_search("office cat", k=1)[0].chunk_id == "cats::c0"  # Chroma open here
+    writer = HybridIndex(IndexConfig(path=reader.path), embedder=embedder)
+    try:
+        assert writer.stats()["vectors"] == len(ALL_CHUNKS)
+        assert writer.delete_document("cats", soft=True)
+        assert "cats::c0" not in reader.chunk_ids()
+        assert reader.vector_chunk_ids() == reader.chunk_ids()
+    finally:
+        writer.close()

@@ -12,10 +12,16 @@ Layout of an index directory::
 Consistency: every chunk's vector id is ``<chunk_id>#<hash of embedded text + metadata>``, so changed chunks
 get new vector ids. An upsert (1) writes the new vectors to Chroma, (2) swaps the document's rows in one
 SQLite transaction that also bumps `version`, (3) deletes the old vectors. A process killed at any point
-leaves SQLite at the previous or the next state; on open, `reconcile()` deletes Chroma ids SQLite does not
-know and re-embeds ids SQLite knows but Chroma lacks, so Chroma, SQLite and BM25 always agree on what
-exists. A soft delete moves a document's rows into the trash_* tables and drops its vectors and BM25 entries
-the way a hard delete does, so no search path can see it.
+leaves SQLite at the previous or the next state; `reconcile()` deletes Chroma ids SQLite does not know and
+re-embeds ids SQLite knows but Chroma lacks, so Chroma, SQLite and BM25 always agree on what exists.
+
+Chroma opens lazily (importing it and opening its client cost about a second): the first operation that
+reads or writes vectors (dense search, upsert, hard delete, compaction, `store`) opens it and reconciles it
+before it is used, so commands that touch only SQLite (stats, soft delete, restore of nothing, list) never
+wait for it. Mode "http" opens at once, so an unreachable server is an error at open.
+A soft delete moves a document's rows into the trash_* tables and drops its BM25 entries and, if Chroma is
+open in this process, its vectors; otherwise they are strays the reconcile at Chroma's opening (or before a
+compaction) drops. Either way no search path can see it.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -47,6 +54,10 @@ from ragroute.tools.vectorstore import VectorStore
 log = logging.getLogger("ragroute.tools.index")
 
 _BACKFILL_BATCH = 200  # documents re-read per forward pass when filling in sentence vectors
+# index path -> instances in this process whose Chroma is open: a soft delete leaves vectors to the next
+# opening's reconcile only while none is (flock keeps other processes out; mode "http" always opens)
+_CHROMA_OPEN: Counter[str] = Counter()
+_CHROMA_OPEN_GUARD = threading.Lock()
 
 
 class EmbeddedBackend:
@@ -64,17 +75,8 @@ class EmbeddedBackend:
         self.docstore = DocStore(self.path)
         # freed pages are zeroed, so a deleted or replaced row's text does not linger in the file
         self.docstore.db.execute("PRAGMA secure_delete=ON")
-        try:
-            self.store = VectorStore(
-                mode=config.chroma_mode,
-                path=os.path.join(self.path, "chroma"),
-                host=config.chroma_host,
-                port=config.chroma_port,
-                collection=config.collection,
-            )
-        except BaseException:
-            self.docstore.close()
-            raise
+        self._store: VectorStore | None = None  # opened and reconciled by the `store` property
+        self._key = os.path.realpath(self.path)
         self.bm25 = BM25Index()
         self._scopes = ScopeCache()
         self._check_embedder()
@@ -85,8 +87,13 @@ class EmbeddedBackend:
             and embedder_name(embedder) == S.SENTENCE_MODEL
             and callable(getattr(embedder, "embed_with_spans", None))
         )
-        self._load_memory()
-        self.reconcile()
+        try:
+            self._load_memory()
+            if config.chroma_mode == "http":
+                self.reconcile()
+        except BaseException:
+            self.docstore.close()
+            raise
 
     # ------------------------------------------------------------------ state
     @property
@@ -152,10 +159,41 @@ class EmbeddedBackend:
         self._loaded_version = self.version
         self._scopes.clear()
 
+    @property
+    def store(self) -> VectorStore:
+        """The Chroma collection, opened and reconciled with SQLite on first use."""
+        store = self._store
+        if store is None:
+            self.reconcile()
+            store = self._store
+            assert store is not None
+        return store
+
     def reconcile(self) -> dict[str, int]:
-        """Make Chroma hold exactly SQLite's vectors: drop unknown ids, re-embed missing ones."""
+        """Make Chroma hold exactly SQLite's vectors: drop unknown ids, re-embed missing (opens Chroma)."""
         with self._write_lock, self._lock:
-            return reconcile(self.docstore, self.store, self.embedder, set(self._vid_to_cid), self.path)
+            store = self._store or VectorStore(
+                mode=self.config.chroma_mode,
+                path=os.path.join(self.path, "chroma"),
+                host=self.config.chroma_host,
+                port=self.config.chroma_port,
+                collection=self.config.collection,
+            )
+            try:
+                counts = reconcile(self.docstore, store, self.embedder, set(self._vid_to_cid), self.path)
+            except BaseException:
+                if self._store is None:
+                    store.close()
+                raise
+            if self._store is None:  # published once reconciled: `store` readers skip the locks
+                with _CHROMA_OPEN_GUARD:
+                    _CHROMA_OPEN[self._key] += 1
+                self._store = store
+            return counts
+
+    def _chroma_open_here(self) -> bool:
+        with _CHROMA_OPEN_GUARD:
+            return _CHROMA_OPEN[self._key] > 0
 
     # ------------------------------------------------------------------ document registry
     def document_hash(self, doc_id: str) -> str | None:
@@ -253,7 +291,8 @@ class EmbeddedBackend:
             outcome = self.docstore.delete_document(doc_id, soft=soft)
             if outcome.live:
                 self._forget_chunks(old)
-                self.store.delete([vid for _, vid in old])
+                if not soft or self._chroma_open_here():  # else the next opening's reconcile drops them
+                    self.store.delete([vid for _, vid in old])
                 self._after_change()
         if not soft and (outcome.live or outcome.trashed):
             self.compact()
@@ -403,11 +442,12 @@ class EmbeddedBackend:
 
     # ------------------------------------------------------------------ housekeeping
     def stats(self) -> dict[str, Any]:
-        """Docstore counts, version families, vectors, BM25 and embedding size."""
+        """Docstore counts, version families, vectors, BM25 and embedding size (never opens Chroma)."""
         with self._lock:
             counts = self.docstore.counts()
             counts["versions"] = version_summary(self._meta.values())
-        counts["vectors"] = self.store.count()
+        # Chroma's count when it is open; otherwise SQLite's vector ids, which reconcile makes Chroma hold
+        counts["vectors"] = self._store.count() if self._store is not None else len(self._vid_to_cid)
         counts["bm25"] = self.bm25.stats()
         counts["embedding_dim"] = self._dim
         return counts
@@ -427,12 +467,18 @@ class EmbeddedBackend:
         """Rewrite the index files so no deleted or replaced text stays on disk (see scrub.py); costs a copy
         of each SQLite file, so it runs after hard deletes, purges and redacting re-ingests only."""
         with self._write_lock, self._lock:
+            # vectors a soft delete left to reconcile (here or in another instance) go before the scrub
+            self.reconcile()
             self.flush()  # the BM25 snapshot must not keep the tokens of deleted chunks either
             compact_sqlite(self.docstore.db)
             if self.config.chroma_mode == "persistent":
                 scrub_chroma_log(os.path.join(self.path, "chroma"), self.config.collection)
 
     def close(self) -> None:
-        """Close SQLite and the Chroma client."""
+        """Close SQLite and the Chroma client (if it was opened)."""
         self.docstore.close()
-        self.store.close()
+        store, self._store = self._store, None
+        if store is not None:
+            with _CHROMA_OPEN_GUARD:
+                _CHROMA_OPEN[self._key] -= 1
+            store.close()
