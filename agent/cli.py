@@ -79,10 +79,11 @@ def _say_scope(ctx: Context) -> None:
     print(f"scope: {describe_scope(ctx)}", file=sys.stderr)
 
 
-def _open_index(args: argparse.Namespace) -> Any:
+def _open_index(args: argparse.Namespace, *, lazy_vectors: bool = False) -> Any:
+    """The index; `lazy_vectors` for admin commands that may never read a vector (Chroma opens on use)."""
     from ragroute.tools.index import HybridIndex  # heavy (numpy, the vector store): see the module doc
 
-    return HybridIndex.open(index_dir(args))
+    return HybridIndex.open(index_dir(args), lazy_vectors=lazy_vectors)
 
 
 # ---------------------------------------------------------------- commands
@@ -176,7 +177,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     """Delete documents by id from every search path (soft: restorable until purged; --hard: gone)."""
-    index = _open_index(args)
+    index = _open_index(args, lazy_vectors=True)
     try:
         results = {doc_id: index.delete_document(doc_id, soft=not args.hard) for doc_id in args.doc_ids}
     finally:
@@ -193,7 +194,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     """Bring soft-deleted documents back."""
-    index = _open_index(args)
+    index = _open_index(args, lazy_vectors=True)
     try:
         results = {doc_id: index.restore_document(doc_id) for doc_id in args.doc_ids}
     finally:
@@ -211,7 +212,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
     """Hard-delete soft-deleted documents older than the grace period."""
     if args.older_than < 0:
         raise InputError(f"--older-than must be >= 0 days, got {args.older_than}")
-    index = _open_index(args)
+    index = _open_index(args, lazy_vectors=True)
     try:
         purged = index.purge_deleted(args.older_than)
         left = len(index.deleted_documents())
@@ -228,7 +229,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     """Index statistics."""
-    index = _open_index(args)
+    index = _open_index(args, lazy_vectors=True)
     try:
         stats = index.stats()
     finally:

@@ -304,8 +304,9 @@ def test_searches_run_while_a_batch_is_ingested(make_index):
 
 
 def test_chroma_is_reconciled_before_its_first_use(make_index, embedder):
-    """Stats and soft deletes leave Chroma closed; the first dense use (here the scrub of a hard delete)
-    reconciles it first, so the vectors a soft delete left behind are gone before it runs."""
+    """With lazy_vectors, stats and soft deletes leave Chroma closed; the first dense use (here the scrub
+    of a hard delete) reconciles it first, so the vectors a soft delete left behind are gone before it
+    runs."""
     secret = b"Okapi Ledger 4417"
     corpus = [
         ("okapi", secret.decode(), "The okapi ledger lists every zebra crossing.", {}),
@@ -319,7 +320,7 @@ def test_chroma_is_reconciled_before_its_first_use(make_index, embedder):
         return any(secret in f.read_bytes() for f in Path(path).rglob("*") if f.is_file())
 
     def reopen() -> HybridIndex:
-        return HybridIndex(IndexConfig(path=path), embedder=embedder)
+        return HybridIndex(IndexConfig(path=path, lazy_vectors=True), embedder=embedder)
 
     index = reopen()
     assert index.stats()["vectors"] == 2  # SQLite's vector ids: Chroma is not opened for stats
@@ -340,7 +341,7 @@ def test_soft_delete_drops_vectors_another_instance_has_open(make_index, embedde
     """Chroma open in one instance: a soft delete through another one drops the vectors at once."""
     reader = make_index()
     assert reader.dense_search("office cat", k=1)[0].chunk_id == "cats::c0"  # Chroma open here
-    writer = HybridIndex(IndexConfig(path=reader.path), embedder=embedder)
+    writer = HybridIndex(IndexConfig(path=reader.path, lazy_vectors=True), embedder=embedder)
     try:
         assert writer.stats()["vectors"] == len(ALL_CHUNKS)
         assert writer.delete_document("cats", soft=True)

@@ -40,6 +40,10 @@ class IndexConfig:
     # store per-sentence vectors at ingest (offline reranker/generator skip re-embedding per query); costs
     # ingest time and ~0.8 KB per sentence; only used when `embedding` is the offline sentence model
     sentence_vectors: bool = True
+    # open Chroma (and reconcile it with SQLite) on the first vector read or write instead of at open:
+    # for short admin commands (stats, soft delete, restore, purge) that may never touch a vector. A
+    # long-lived process keeps the default, so Chroma is open and reconciled before its threads start.
+    lazy_vectors: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.path, str | os.PathLike) or not str(self.path).strip():
@@ -58,6 +62,8 @@ class IndexConfig:
             raise ConfigError(f"rrf_k must be an integer >= 0, got {self.rrf_k!r}")
         if not isinstance(self.candidate_k, int) or self.candidate_k < 1:
             raise ConfigError(f"candidate_k must be an integer >= 1, got {self.candidate_k!r}")
+        if not isinstance(self.lazy_vectors, bool):
+            raise ConfigError(f"lazy_vectors must be true or false, got {self.lazy_vectors!r}")
         if not isinstance(self.sentence_vectors, bool):
             raise ConfigError(f"sentence_vectors must be true or false, got {self.sentence_vectors!r}")
         self.weights = validate_weights(self.weights, what="weights")

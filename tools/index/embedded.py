@@ -15,10 +15,11 @@ SQLite transaction that also bumps `version`, (3) deletes the old vectors. A pro
 leaves SQLite at the previous or the next state; `reconcile()` deletes Chroma ids SQLite does not know and
 re-embeds ids SQLite knows but Chroma lacks, so Chroma, SQLite and BM25 always agree on what exists.
 
-Chroma opens lazily (importing it and opening its client cost about a second): the first operation that
-reads or writes vectors (dense search, upsert, hard delete, compaction, `store`) opens it and reconciles it
-before it is used, so commands that touch only SQLite (stats, soft delete, restore of nothing, list) never
-wait for it. Mode "http" opens at once, so an unreachable server is an error at open.
+Chroma opens and is reconciled at open, before a process's threads use it. With `lazy_vectors=True` (the
+CLI's stats, delete, restore and purge) it opens lazily instead (importing it and opening its client cost
+about a second): the first operation that reads or writes vectors (dense search, upsert, hard delete,
+compaction, `store`) opens it and reconciles it before it is used, so commands that touch only SQLite
+never wait for it. Mode "http" always opens at once, so an unreachable server is an error at open.
 A soft delete moves a document's rows into the trash_* tables and drops its BM25 entries and, if Chroma is
 open in this process, its vectors; otherwise they are strays the reconcile at Chroma's opening (or before a
 compaction) drops. Either way no search path can see it.
@@ -43,6 +44,7 @@ from ragroute.tools.index import sentences as S
 from ragroute.tools.index.backend import Deletion, SearchScope
 from ragroute.tools.index.config import IndexConfig
 from ragroute.tools.index.docstore import DocStore
+from ragroute.tools.index.lock import chroma_gate
 from ragroute.tools.index.reconcile import reconcile
 from ragroute.tools.index.records import ChunkRecord, DocumentWrite, embed_text, prepare_batch
 from ragroute.tools.index.scrub import compact_sqlite, scrub_chroma_log
@@ -77,6 +79,7 @@ class EmbeddedBackend:
         self.docstore.db.execute("PRAGMA secure_delete=ON")
         self._store: VectorStore | None = None  # opened and reconciled by the `store` property
         self._key = os.path.realpath(self.path)
+        self._gate = chroma_gate(self.path)
         self.bm25 = BM25Index()
         self._scopes = ScopeCache()
         self._check_embedder()
@@ -89,7 +92,7 @@ class EmbeddedBackend:
         )
         try:
             self._load_memory()
-            if config.chroma_mode == "http":
+            if config.chroma_mode == "http" or not config.lazy_vectors:
                 self.reconcile()
         except BaseException:
             self.docstore.close()
@@ -334,7 +337,9 @@ class EmbeddedBackend:
         if not self._vid_to_cid:
             return []
         where = F.compile_where(scope.node, scope.access)
-        res = self.store.query(query_vector(), n, where=where)
+        store, vector = self.store, query_vector()
+        with self._gate.shared():  # not while compact() rewrites Chroma's files (disk I/O errors)
+            res = store.query(vector, n, where=where)
         return in_scope(res, self._vid_to_cid, self._meta, scope)
 
     def _scope_members(self, scope: SearchScope) -> tuple[np.ndarray, set[str]]:
@@ -472,7 +477,8 @@ class EmbeddedBackend:
             self.flush()  # the BM25 snapshot must not keep the tokens of deleted chunks either
             compact_sqlite(self.docstore.db)
             if self.config.chroma_mode == "persistent":
-                scrub_chroma_log(os.path.join(self.path, "chroma"), self.config.collection)
+                with self._gate.exclusive():
+                    scrub_chroma_log(os.path.join(self.path, "chroma"), self.config.collection)
 
     def close(self) -> None:
         """Close SQLite and the Chroma client (if it was opened)."""

@@ -6,6 +6,8 @@ import fcntl
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from ragroute.tools.errors import IndexError_
 
@@ -52,3 +54,56 @@ def release_lock(path: str) -> None:
         del _LOCKS[path]
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+class SharedExclusive:
+    """A readers-writer lock: many `shared()` holders at once, or one `exclusive()` holder (writers wait
+    for current readers, new readers wait for a waiting writer). The stdlib has none; this is ~25 lines."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+        self._waiting_writers = 0
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        """Hold the lock with other readers."""
+        with self._cond:
+            while self._writer or self._waiting_writers:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the lock alone."""
+        with self._cond:
+            self._waiting_writers += 1
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._waiting_writers -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+_GATES: dict[str, SharedExclusive] = {}
+_GATES_GUARD = threading.Lock()
+
+
+def chroma_gate(path: str) -> SharedExclusive:
+    """The process-wide gate of the Chroma files under index `path`: queries hold it shared, the
+    compaction that rewrites those files (VACUUM from another SQLite connection) holds it exclusive."""
+    key = os.path.realpath(path)
+    with _GATES_GUARD:
+        return _GATES.setdefault(key, SharedExclusive())
