@@ -10,11 +10,11 @@ keys every caller is anonymous and reads public documents only, as with `ragrout
 from __future__ import annotations
 
 import functools
-import hmac
 from typing import Any
 
 from langgraph_sdk import Auth
-from ragroute.server.auth import ANONYMOUS, Identity, load_api_keys
+from ragroute.server.auth import ANONYMOUS, Identity, load_api_keys, presented_key
+from ragroute.server.auth import authenticate as authenticate_key
 
 # run settings the server decides (its index and model, with its secrets), never a client
 SERVER_ONLY = ("index_dir", "llm")
@@ -27,24 +27,19 @@ def _keys() -> dict[str, Identity]:
     return load_api_keys()
 
 
-def _presented_key(headers: dict[bytes, bytes]) -> str | None:
-    if key := headers.get(b"x-api-key"):
-        return key.decode("utf-8", "replace")
-    scheme, _, token = headers.get(b"authorization", b"").decode("utf-8", "replace").partition(" ")
-    return (token.strip() or None) if scheme.lower() == "bearer" else None
+def _presented_key(headers: dict[bytes, bytes], keys: dict[str, Identity]) -> str | None:
+    """X-API-Key, else a Bearer token (server.auth.presented_key on the raw ASGI headers)."""
+    return presented_key(
+        {k.decode("latin-1").lower(): v.decode("utf-8", "replace") for k, v in headers.items()}, keys
+    )
 
 
 def identity_for(presented: str | None, keys: dict[str, Identity]) -> Identity | None:
-    """The Identity a presented key runs as (every key compared in constant time); None when refused."""
+    """The Identity a presented key runs as; None when refused. A keyless server runs every caller as
+    anonymous (public only), whatever it presents."""
     if not keys:
         return ANONYMOUS
-    if presented is None:
-        return None
-    found = None
-    for key, ident in keys.items():
-        if hmac.compare_digest(key.encode(), presented.encode()):
-            found = ident
-    return found
+    return authenticate_key(keys, presented, None)
 
 
 def user_of(identity: Identity) -> dict[str, Any]:
@@ -56,7 +51,8 @@ def user_of(identity: Identity) -> dict[str, Any]:
 @auth.authenticate
 async def authenticate(headers: dict[bytes, bytes]) -> dict[str, Any]:
     """Resolve the request's API key to a user; a missing or unknown key is a 401."""
-    identity = identity_for(_presented_key(headers), _keys())
+    keys = _keys()
+    identity = identity_for(_presented_key(headers, keys), keys)
     if identity is None:
         raise Auth.exceptions.HTTPException(
             status_code=401, detail="missing or unknown API key (send X-API-Key or Authorization: Bearer)"
