@@ -15,9 +15,9 @@ from typing import Any
 from langgraph.runtime import Runtime
 from langgraph.types import Overwrite
 from ragroute.context import Context, context_of
-from ragroute.prompts.classify import CLASSIFY_PROMPT
+from ragroute.prompts.classify import CLASSIFY_PROMPT, RouteReply
 from ragroute.runtime.retrieval import asearch
-from ragroute.runtime.steps import call_llm, degrade, note, parse_json, timed
+from ragroute.runtime.steps import degrade, llm_json, note, timed
 from ragroute.state import ROUTES, RAGState, add_numbers
 from ragroute.tools.entities import (
     COMMON_CUE,
@@ -132,12 +132,10 @@ def decide(f: dict[str, Any]) -> tuple[str, str]:
 
 
 async def _llm_route(ctx: Context, question: str) -> tuple[str, str, dict[str, float]]:
-    text, usage = await call_llm(ctx, CLASSIFY_PROMPT.format(question=question))
-    data = parse_json(text)
-    route = str(data.get("route", "")).strip().lower() if isinstance(data, dict) else ""
-    if route not in ROUTES:
-        raise ValueError(f"LLM returned route {route!r}; options: {list(ROUTES)}")
-    return route, f"llm: {data.get('reason', '')}".strip(), usage
+    reply, usage = await llm_json(ctx, CLASSIFY_PROMPT.format(question=question), RouteReply)
+    if reply.route not in ROUTES:
+        raise ValueError(f"LLM returned route {reply.route!r}; options: {list(ROUTES)}")
+    return reply.route, f"llm: {reply.reason}".strip(), usage
 
 
 @timed("classify")

@@ -5,7 +5,8 @@ Offline rules:
 - bridge ("the hotel in which X's album was recorded"): hop 1 is the question itself (classify's probe
   search, already ACL-filtered); the bridging entity is a name in the best-matching hop-1 sentence that the
   question does not mention; hop 2 asks about that entity with the question's unmatched terms.
-With an LLM configured, the model writes the sub-questions (JSON list), and the rules are the fallback.
+With an LLM configured, the model writes the sub-questions (JSON bound to a schema); the rules are the
+fallback.
 The text rules themselves live in ragroute.tools.entities (names) and ragroute.tools.titles (title links).
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from langgraph.runtime import Runtime
 from ragroute.context import Context, context_of
-from ragroute.prompts.decompose import DECOMPOSE_PROMPT
+from ragroute.prompts.decompose import DECOMPOSE_PROMPT, SubquestionsReply
 from ragroute.runtime.steps import llm_strings, note, timed
 from ragroute.state import RAGState, RetrieveTask
 from ragroute.tools.entities import MAX_BRIDGES, bridge_votes, comparison_entities
@@ -60,7 +61,7 @@ async def decompose(state: RAGState, runtime: Runtime[Context]) -> dict:
     probe = state.get("probe") or []
     prompt = DECOMPOSE_PROMPT.format(question=question, n=ctx.max_subquestions)
     subs, update = await llm_strings(
-        ctx, "decompose", prompt, ctx.max_subquestions, "used rule-based sub-questions"
+        ctx, "decompose", prompt, ctx.max_subquestions, "used rule-based sub-questions", SubquestionsReply
     )
     method = "llm"
     if not subs:

@@ -1,7 +1,8 @@
 """verify: sentence-level faithfulness of the answer against the sources each sentence cites.
 
-LLM-as-judge when ctx.llm is set (JSON scores per sentence); offline, tools/faithfulness.py (MiniLM
-similarity + token coverage). A sentence below ctx.faithfulness_threshold makes the answer unfaithful:
+LLM-as-judge when ctx.llm is set (schema-bound JSON, one score per sentence); offline,
+tools/faithfulness.py (MiniLM similarity + token coverage, and a claim naming a command, number or name
+its sources lack is unsupported). A sentence below ctx.faithfulness_threshold makes the answer unfaithful:
 the graph retries once (more context, stricter generation), then abstains.
 """
 
@@ -12,9 +13,9 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 from ragroute.context import Context, context_of
-from ragroute.prompts.verify import VERIFY_PROMPT
+from ragroute.prompts.verify import VERIFY_PROMPT, scores_reply
 from ragroute.runtime import providers
-from ragroute.runtime.steps import call_llm, degrade, format_sources, note, parse_json, timed
+from ragroute.runtime.steps import degrade, format_sources, llm_json, note, timed
 from ragroute.state import ABSTAIN_TEXT, RAGState
 from ragroute.tools.extractive import score_sentences
 from ragroute.tools.faithfulness import score_answer
@@ -39,10 +40,9 @@ def _claims(answer: str, sources: list[dict]) -> list[dict]:
 
 async def _llm_judge(ctx: Context, claims: list[dict], sources: list[dict]) -> tuple[list[dict], dict]:
     listing = "\n".join(f"{i + 1}. {c['sentence']} (cites {c['cited']})" for i, c in enumerate(claims))
-    text, usage = await call_llm(
-        ctx, VERIFY_PROMPT.format(sources=format_sources(sources), sentences=listing)
-    )
-    scores = [float(x) for x in parse_json(text)]
+    prompt = VERIFY_PROMPT.format(sources=format_sources(sources), sentences=listing)
+    reply, usage = await llm_json(ctx, prompt, scores_reply(len(claims)))
+    scores = reply.scores
     if len(scores) != len(claims):
         raise ValueError(f"judge returned {len(scores)} scores for {len(claims)} sentences")
     return [

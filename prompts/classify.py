@@ -1,4 +1,8 @@
-"""Prompt for routing a question."""
+"""Prompt for routing a question, and the reply's schema."""
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
 
 CLASSIFY_PROMPT = """Decide how to retrieve evidence for a question.
 Routes:
@@ -9,3 +13,15 @@ Routes:
 Question: {question}
 
 Reply with JSON only: {{"route": "simple" | "expand" | "multihop", "reason": "<one short sentence>"}}"""
+
+
+class RouteReply(BaseModel):
+    """The classify step's reply: a route and why."""
+
+    route: Literal["simple", "expand", "multihop"]
+    reason: str = Field(default="", max_length=200)  # bounded: a grammar-bound model cannot ramble on
+
+    @field_validator("route", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value

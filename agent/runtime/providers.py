@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+from pydantic import BaseModel
 from ragroute.context import check_llm_provider
 from ragroute.runtime import embedding_cache
 from ragroute.tools import rerankers as rr
@@ -194,6 +195,51 @@ def chat_model(spec: str) -> Any:
         return _chat_models.setdefault(spec, model)
 
 
+class StructuredOutputRefused(ProviderError):
+    """The model's server refused the requested response_format; the call is repeated as plain text."""
+
+
+_PLAIN_ONLY: set[str] = set()  # circuits (breaker names) whose server refused a response_format
+
+
+def json_output(model: Any, schema: type[BaseModel], name: str) -> Any | None:
+    """`model` set to reply with JSON matching `schema`, or None when its provider offers no structured
+    output (the caller then parses the reply's text).
+
+    OpenAI's own API gets `json_schema`. An OpenAI-compatible server (a base URL: llama.cpp, vLLM, Ollama)
+    gets llama.cpp's `{"type": "json_object", "schema": ...}`: llama-cpp-python's server honours only that
+    form (it answers `json_schema` with HTTP 500) and turns it into a grammar, so even a 135M model writes
+    schema-valid JSON. Other providers use LangChain's with_structured_output (tool calling). The runnable
+    returns an AIMessage (JSON text) or, via with_structured_output, {"raw", "parsed", "parsing_error"}.
+    """
+    if name in _PLAIN_ONLY:
+        return None
+    try:
+        from langchain_openai import ChatOpenAI
+    except ImportError:  # no OpenAI package: no OpenAI model either
+        ChatOpenAI = None  # noqa: N806
+    if ChatOpenAI is not None and isinstance(model, ChatOpenAI):
+        base = str(model.openai_api_base or "")
+        if base and "api.openai.com" not in base:
+            return model.bind(response_format={"type": "json_object", "schema": schema.model_json_schema()})
+        return model.with_structured_output(schema, method="json_schema", include_raw=True)
+    try:
+        return model.with_structured_output(schema, include_raw=True)
+    except (NotImplementedError, AttributeError, TypeError, ValueError):  # no tool calling / no such method
+        return None
+
+
+def refuses_format(exc: BaseException) -> bool:
+    """Whether a failed call was the server refusing the response_format (not a model or network fault)."""
+    return "response_format" in str(exc)
+
+
+def plain_only(name: str) -> None:
+    """Remember that the circuit `name`'s server refused structured output: later calls send plain text."""
+    with _lock:
+        _PLAIN_ONLY.add(name)
+
+
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [""])[0][:300]
 
@@ -262,6 +308,8 @@ def is_transient_failure(exc: BaseException) -> bool:
     for _ in range(8):
         if seen is None:
             return False
+        if isinstance(seen, StructuredOutputRefused):
+            return False
         if isinstance(seen, TransientProviderError | TimeoutError | ConnectionError):
             return True
         status = getattr(seen, "status_code", None) or getattr(
@@ -313,6 +361,7 @@ def reset_breakers() -> None:
     """Close every circuit (tests, or an operator after fixing a provider)."""
     with _lock:
         _breakers.clear()
+        _PLAIN_ONLY.clear()
 
 
 async def guarded(name: str, call: Any) -> Any:
@@ -323,6 +372,9 @@ async def guarded(name: str, call: Any) -> Any:
         try:
             return await call()
         except Exception as exc:
+            if refuses_format(exc) and not isinstance(exc, ProviderError):
+                # the server refused the request's form (llama-cpp-python says so with a 500): no outage
+                raise StructuredOutputRefused(name, _first_line(exc)) from exc
             if is_transient_failure(exc) and not isinstance(exc, TransientProviderError):
                 detail = str(exc).splitlines()[0][:200] if str(exc) else "timed out"
                 raise TransientProviderError(name, f"{type(exc).__name__}: {detail}") from exc

@@ -9,13 +9,14 @@ import json
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.types import Overwrite
+from pydantic import BaseModel, ValidationError
 from ragroute.context import Context
 from ragroute.prompts.generate import SOURCE_TEMPLATE
-from ragroute.runtime import providers
+from ragroute.runtime import metrics, providers
 from ragroute.tools.errors import ProviderError
 
 NodeFn = Callable[..., Awaitable[dict]]
@@ -29,8 +30,14 @@ def timed(name: str) -> Callable[[NodeFn], NodeFn]:
         @functools.wraps(fn)
         async def node(state: Any, runtime: Any) -> dict:
             start = time.perf_counter()
-            update = await fn(state, runtime)
-            ms = round((time.perf_counter() - start) * 1000, 3)
+            try:
+                update = await fn(state, runtime)
+            except BaseException:
+                metrics.record_node(name, time.perf_counter() - start, state, None)
+                raise
+            seconds = time.perf_counter() - start
+            metrics.record_node(name, seconds, state, update)
+            ms = round(seconds * 1000, 3)
             timings = update.get("timings", {})
             if isinstance(timings, Overwrite):
                 update["timings"] = Overwrite({**timings.value, name: ms})
@@ -50,11 +57,21 @@ def note(node: str, **data: Any) -> dict:
 
 def degrade(ctx: Context, where: str, exc: BaseException) -> str:
     """Record a provider failure as a degradation message, or re-raise it when ctx.strict."""
+    metrics.record_degradation(where, _provider_of(ctx, where), exc)
     if ctx.strict:
         if isinstance(exc, ProviderError):
             raise exc
         raise ProviderError(where, str(exc)) from exc
     return f"{where}: {type(exc).__name__}: {exc}"[:300]
+
+
+def _provider_of(ctx: Context, where: str) -> str:
+    """Which provider a degradation at `where` is about: the reranker, the index or the chat model."""
+    if where.startswith("rerank"):
+        return where.partition("(")[2].rstrip(")") or str(ctx.reranker)
+    if where.startswith("prune"):
+        return "index"
+    return str(ctx.llm or "none")
 
 
 def usage_of(message: Any, spec: str | None) -> dict[str, float]:
@@ -69,16 +86,13 @@ def usage_of(message: Any, spec: str | None) -> dict[str, float]:
     }
 
 
-async def call_llm(ctx: Context, prompt: str, *, system: str | None = None) -> tuple[str, dict[str, float]]:
-    """Send one prompt to ctx.llm; return (text, usage). Raises ProviderError on any model failure."""
+async def _invoke(ctx: Context, runnable: Any, messages: list, circuit: str) -> Any:
+    """Await runnable.ainvoke(messages) through ctx.llm's circuit breaker and ctx.llm_timeout_s."""
     assert ctx.llm is not None
-    model = providers.chat_model(ctx.llm)
-    messages = ([SystemMessage(system)] if system else []) + [HumanMessage(prompt)]
     try:
         # through the model's circuit breaker: after repeated timeouts/5xx, fail fast instead of waiting
-        reply = await providers.guarded(
-            providers.breaker_name("llm", ctx.llm, model),
-            lambda: asyncio.wait_for(model.ainvoke(messages), timeout=ctx.llm_timeout_s),
+        return await providers.guarded(
+            circuit, lambda: asyncio.wait_for(runnable.ainvoke(messages), timeout=ctx.llm_timeout_s)
         )
     except ProviderError:
         raise
@@ -86,20 +100,81 @@ async def call_llm(ctx: Context, prompt: str, *, system: str | None = None) -> t
         raise ProviderError(ctx.llm, f"no answer within {ctx.llm_timeout_s}s") from exc
     except Exception as exc:  # vendor SDKs raise their own types; all mean the model call failed
         raise ProviderError(ctx.llm, f"call failed: {exc}") from exc
-    content = reply.content if isinstance(reply.content, str) else str(reply.content)
-    return content, usage_of(reply, ctx.llm)
+
+
+def _messages(prompt: str, system: str | None) -> list:
+    return ([SystemMessage(system)] if system else []) + [HumanMessage(prompt)]
+
+
+def _text(reply: Any) -> str:
+    return reply.content if isinstance(reply.content, str) else str(reply.content)
+
+
+async def call_llm(ctx: Context, prompt: str, *, system: str | None = None) -> tuple[str, dict[str, float]]:
+    """Send one prompt to ctx.llm; return (text, usage). Raises ProviderError on any model failure."""
+    assert ctx.llm is not None
+    model = providers.chat_model(ctx.llm)
+    circuit = providers.breaker_name("llm", ctx.llm, model)
+    reply = await _invoke(ctx, model, _messages(prompt, system), circuit)
+    return _text(reply), usage_of(reply, ctx.llm)
+
+
+Reply = TypeVar("Reply", bound=BaseModel)
+
+
+async def llm_json(
+    ctx: Context, prompt: str, schema: type[Reply], *, system: str | None = None
+) -> tuple[Reply, dict[str, float]]:
+    """Ask ctx.llm for a reply matching `schema`; return (reply, usage). Every JSON step calls this.
+
+    The model is held to the schema by its provider's structured output (providers.json_output); a provider
+    without it, or a server that refuses the response_format, is asked in plain text and its reply parsed.
+    Raises ProviderError when the call fails, ValueError when the reply is not schema-valid JSON.
+    """
+    assert ctx.llm is not None
+    model = providers.chat_model(ctx.llm)
+    circuit = providers.breaker_name("llm", ctx.llm, model)
+    messages = _messages(prompt, system)
+    structured = providers.json_output(model, schema, circuit)
+    reply: Any = None
+    if structured is not None:
+        try:
+            reply = await _invoke(ctx, structured, messages, circuit)
+        except providers.StructuredOutputRefused:
+            providers.plain_only(circuit)
+    if reply is None:
+        reply = await _invoke(ctx, model, messages, circuit)
+    if isinstance(reply, dict):  # with_structured_output(include_raw=True)
+        raw, parsed = reply.get("raw"), reply.get("parsed")
+        if reply.get("parsing_error") is not None or parsed is None:
+            raise ValueError(f"reply does not match {schema.__name__}: {reply.get('parsing_error')}")
+        return schema.model_validate(parsed, from_attributes=True), usage_of(raw, ctx.llm)
+    try:
+        return schema.model_validate(parse_json(_text(reply))), usage_of(reply, ctx.llm)
+    except ValidationError as exc:
+        raise ValueError(f"reply does not match {schema.__name__}: {_first_error(exc)}") from exc
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0] if exc.errors() else {}
+    return f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg', exc)}"
 
 
 async def llm_strings(
-    ctx: Context, where: str, prompt: str, limit: int, fallback: str
+    ctx: Context, where: str, prompt: str, limit: int, fallback: str, schema: type[BaseModel] | None = None
 ) -> tuple[list[str], dict]:
-    """Ask ctx.llm for a JSON list of strings (at most `limit`); on any failure return [] and an update
-    recording the degradation ("<where>: ...; <fallback>") so the caller uses its offline rules."""
+    """Ask ctx.llm for a list of strings (at most `limit`): `schema`'s first field, else a bare JSON list.
+    On any failure return [] and an update recording the degradation ("<where>: ...; <fallback>") so the
+    caller uses its offline rules."""
     if not ctx.llm:
         return [], {}
     try:
-        text, usage = await call_llm(ctx, prompt)
-        data = parse_json(text)
+        if schema is not None:
+            reply, usage = await llm_json(ctx, prompt, schema)
+            data = getattr(reply, next(iter(type(reply).model_fields)))
+        else:
+            text, usage = await call_llm(ctx, prompt)
+            data = parse_json(text)
         if not isinstance(data, list):
             raise ValueError(f"expected a JSON list, got {type(data).__name__}")
         return [str(s).strip() for s in data if str(s).strip()][:limit], {"usage": usage}
