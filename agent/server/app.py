@@ -22,6 +22,7 @@ from ragroute.server.auth import ANONYMOUS, Identity, load_api_keys
 from ragroute.server.documents import add_document_routes
 from ragroute.server.guard import PUBLIC_PATHS, GuardMiddleware, identity_of
 from ragroute.server.health import add_health_routes
+from ragroute.server.metrics import add_metrics
 from ragroute.server.openai_compat import add_openai_routes
 from ragroute.server.policy import check_question_input, check_request_configurable
 from ragroute.server.state import (
@@ -190,4 +191,5 @@ def create_app(
         max_body_bytes=max_body_bytes,
         max_upload_bytes=max_upload_bytes,
     )
+    app.state.metrics = add_metrics(app, keys)  # outermost: counts what the guard refuses too
     return app
