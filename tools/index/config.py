@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from ragroute.tools.errors import ConfigError
 from ragroute.tools.hybrid import DEFAULT_DOC_TYPE_WEIGHTS, RETRIEVERS, validate_weights
+from ragroute.tools.index.milvus_location import is_milvus, parse_location
 from ragroute.tools.vectorstore import CHROMA_MODES
 
 MAX_K = 1000
@@ -16,14 +17,23 @@ _COLLECTION_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
 
 
 def _default_path() -> str:
-    return os.environ.get("RAGROUTE_INDEX_DIR") or os.path.join(os.path.expanduser("~"), ".ragroute", "index")
+    return (
+        os.environ.get("RAGROUTE_INDEX")
+        or os.environ.get("RAGROUTE_INDEX_DIR")
+        or os.path.join(os.path.expanduser("~"), ".ragroute", "index")
+    )
 
 
 @dataclass
 class IndexConfig:
-    """Where the index lives and how it retrieves; validated on construction."""
+    """Where the index lives and how it retrieves; validated on construction.
+
+    `path` is a folder (the embedded backend) or a Milvus URL (see milvus_location.py); for a URL,
+    `location` keeps the URL and `path` becomes the local folder for the files kept beside an index.
+    """
 
     path: str = field(default_factory=_default_path)
+    location: str = ""  # the Milvus URL, or "" for the embedded backend (set from `path`)
     chroma_mode: str = "persistent"
     chroma_host: str = "localhost"
     chroma_port: int = 8000
@@ -48,6 +58,13 @@ class IndexConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.path, str | os.PathLike) or not str(self.path).strip():
             raise ConfigError(f"index path must be a non-empty path, got {self.path!r}")
+        if is_milvus(self.location or self.path):
+            where = parse_location(str(self.location or self.path))
+            self.location, self.path = where.url, where.state_dir
+        elif self.location:
+            raise ConfigError(
+                f"location must be a Milvus URL (milvus://HOST:PORT/NAME), got {self.location!r}"
+            )
         self.path = os.path.abspath(os.path.expanduser(str(self.path)))
         if self.chroma_mode not in CHROMA_MODES:
             raise ConfigError(f"unknown chroma_mode {self.chroma_mode!r}; options: {', '.join(CHROMA_MODES)}")
@@ -73,6 +90,11 @@ class IndexConfig:
             str(t): validate_weights(w, what=f"doc_type_weights[{t!r}]")
             for t, w in self.doc_type_weights.items()
         }
+
+    @property
+    def backend(self) -> str:
+        """ "milvus" for a Milvus location, else "embedded"."""
+        return "milvus" if self.location else "embedded"
 
 
 __all__ = ["DEFAULT_GRACE_DAYS", "MAX_K", "RETRIEVERS", "IndexConfig"]

@@ -1,6 +1,9 @@
 """HybridIndex: the public index facade. It validates input, embeds queries, fuses dense + keyword
-candidates and applies PII-file housekeeping; every piece of state lives behind an `IndexBackend`
-(today `EmbeddedBackend`: SQLite docstore + Chroma + BM25 in one directory, see embedded.py).
+candidates and applies PII-file housekeeping; every piece of state lives behind an `IndexBackend`:
+`EmbeddedBackend` (SQLite docstore + Chroma + BM25 in one directory, see embedded.py) for a folder path, or
+`MilvusBackend` (milvus_backend.py) for a Milvus location (`milvus://HOST:PORT/NAME`, `milvus:///FILE.db`).
+A Milvus index takes no directory lock (processes share it through Milvus); its `path` is a local folder
+for the files kept beside an index (threads, PII mappings) and `location` is its URL.
 
 Soft delete (`delete_document(doc_id, soft=True)`) hides a document from every search path at once; within
 the grace period `restore_document` re-indexes it, and `purge_deleted(older_than_days)` forgets it for good.
@@ -50,8 +53,11 @@ class HybridIndex:
         (the query path passes the process's one embedding cache; default: one of the index's own)."""
         self.config = config or IndexConfig()
         self.path = self.config.path
+        self.location = self.config.location or self.path
         os.makedirs(self.path, exist_ok=True)
-        acquire_lock(self.path, self.config.lock_timeout_s)
+        self._locked = self.config.backend == "embedded"  # a Milvus index is shared, not locked
+        if self._locked:
+            acquire_lock(self.path, self.config.lock_timeout_s)
         self._closed = False
         try:
             self.embedder: Embedder = (
@@ -64,13 +70,21 @@ class HybridIndex:
             )
             # the embedder's name and "query" in the key: a shared cache also holds other models' vectors
             self._query_key_model = f"query:{getattr(self.embedder, 'name', self.config.embedding)}"
-            self.backend: IndexBackend = EmbeddedBackend(self.config, self.embedder, self.analyzer)
+            self.backend: IndexBackend = self._open_backend()
         except BaseException:
             self._closed = True
-            release_lock(self.path)
+            if self._locked:
+                release_lock(self.path)
             raise
         if self.backend.stores_sentences:  # older documents get theirs from backfill_sentences()
             S.register(self)
+
+    def _open_backend(self) -> IndexBackend:
+        if self.config.backend == "milvus":
+            from ragroute.tools.index.milvus_backend import MilvusBackend  # pymilvus only when asked for
+
+            return MilvusBackend(self.config, self.embedder, self.analyzer)
+        return EmbeddedBackend(self.config, self.embedder, self.analyzer)
 
     @classmethod
     def open(
@@ -81,7 +95,8 @@ class HybridIndex:
         query_cache: CacheLevel[Any] | None = None,
         **config_kw: Any,
     ) -> HybridIndex:
-        """Open (creating if needed) the index at `path` (default RAGROUTE_INDEX_DIR or ~/.ragroute/index)."""
+        """Open (creating if needed) the index at `path`, a folder or a Milvus URL (default $RAGROUTE_INDEX,
+        $RAGROUTE_INDEX_DIR or ~/.ragroute/index)."""
         if path is not None:
             config_kw["path"] = path
         try:
@@ -92,7 +107,10 @@ class HybridIndex:
 
     def _embedded(self) -> EmbeddedBackend:
         if not isinstance(self.backend, EmbeddedBackend):
-            raise AttributeError(f"{type(self.backend).__name__} has no local BM25 index or Chroma store")
+            raise AttributeError(
+                f"the index at {self.location} is on {type(self.backend).__name__}, which has no local BM25 "
+                "index or Chroma store (search through the index instead)"
+            )
         return self.backend
 
     @property
@@ -117,7 +135,7 @@ class HybridIndex:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise IndexError_(f"index {self.path} is closed")
+            raise IndexError_(f"index {self.location} is closed")
 
     def reconcile(self) -> dict[str, int]:
         """Make the vectors match the docstore: drop unknown ids, re-embed missing ones."""
@@ -230,6 +248,10 @@ class HybridIndex:
     def _query_vector(self, query: str) -> list[float]:
         key = embedding_key(self._query_key_model, query)
         return list(self._query_vectors.get_or_compute(key, lambda: list(self.embedder.embed_query(query))))
+
+    def query_vector(self, query: str) -> list[float]:
+        """The query's embedding, from the query-vector cache when a search already computed it."""
+        return self._query_vector(query)
 
     def _dense(self, query: str, n: int, scope: SearchScope) -> list[tuple[str, float]]:
         return self.backend.dense_search(lambda: self._query_vector(query), n, scope)
@@ -366,13 +388,18 @@ class HybridIndex:
                 embedding=embedder_name(self.embedder),
             )
         counts = self.backend.stats()
-        return index_stats.report(
+        out = index_stats.report(
             self.config,
             self.version,
             counts,
             query_cache=self._query_vectors.stats(),
             embedding=embedder_name(self.embedder),
         )
+        if self.config.backend == "milvus":  # Chroma settings mean nothing there
+            out.pop("chroma_mode", None)
+            out.pop("collection", None)
+            out["location"] = self.location
+        return out
 
     # ------------------------------------------------------------------ LangChain
     def as_vectorstore(self, access: AccessScope | None = None, *, all_access: bool = False) -> Any:
@@ -400,7 +427,8 @@ class HybridIndex:
         finally:
             self._closed = True
             self.backend.close()
-            release_lock(self.path)
+            if self._locked:
+                release_lock(self.path)
 
     def __enter__(self) -> HybridIndex:
         return self
