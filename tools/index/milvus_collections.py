@@ -16,14 +16,18 @@ WRITE_BATCH = 256  # rows per insert or upsert call
 ALL = 'pk != ""'  # every row
 
 
-class _NoMvccWarning(logging.Filter):
-    """Milvus Lite has no MVCC timestamps; pymilvus's query iterator warns about it on every call."""
+class _NoMvccNoise(logging.Filter):
+    """Milvus Lite has no MVCC timestamps: each query iterator asks for one (its in-process gRPC server logs
+    "Method not implemented!" with a traceback) and then warns that it uses the client's clock instead.
+    Both are expected there; this drops exactly those two records."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "mvccTs" not in record.getMessage()
+        msg = record.getMessage()
+        return "mvccTs" not in msg and "Method not implemented" not in msg
 
 
-logging.getLogger("pymilvus.client.iterator.query_iterator").addFilter(_NoMvccWarning())
+for _name in ("pymilvus.client.iterator.query_iterator", "grpc._server"):
+    logging.getLogger(_name).addFilter(_NoMvccNoise())
 
 
 class Collections:
