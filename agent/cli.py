@@ -33,8 +33,10 @@ QUICKSTART_QUESTION = "What is the maximum lifetime of an API token?"
 
 
 def index_dir(args: argparse.Namespace) -> str:
-    """The index folder: --index, else RAGROUTE_INDEX_DIR, else ~/.ragroute/index."""
-    return str(args.index or os.environ.get("RAGROUTE_INDEX_DIR") or DEFAULT_INDEX_DIR)
+    """The index: --index, else RAGROUTE_INDEX or RAGROUTE_INDEX_DIR, else ~/.ragroute/index (a folder, or a
+    Milvus URL: milvus://HOST:PORT/NAME or milvus:///FILE.db)."""
+    env = os.environ.get("RAGROUTE_INDEX") or os.environ.get("RAGROUTE_INDEX_DIR")
+    return str(args.index or env or DEFAULT_INDEX_DIR)
 
 
 def _print_json(data: Any) -> None:
@@ -374,7 +376,11 @@ def _index_option(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree for every subcommand."""
     parser = argparse.ArgumentParser(prog="ragroute", description=__doc__)
-    parser.add_argument("--index", help="index folder (default: $RAGROUTE_INDEX_DIR or ~/.ragroute/index)")
+    parser.add_argument(
+        "--index",
+        help="index folder or Milvus URL (milvus://HOST:PORT/NAME, milvus:///FILE.db); "
+        "default: $RAGROUTE_INDEX, $RAGROUTE_INDEX_DIR or ~/.ragroute/index",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, func: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:

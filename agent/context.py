@@ -23,7 +23,7 @@ _OFF = ("0", "false", "no", "off")
 class Context:
     """Providers, bounds, budgets and access scope for one graph run. JSON-typed fields only."""
 
-    index_dir: str | None = None  # None: env RAGROUTE_INDEX_DIR or ~/.ragroute/index
+    index_dir: str | None = None  # folder or Milvus URL; None: env RAGROUTE_INDEX(_DIR) or ~/.ragroute/index
     llm: str | None = None  # None: offline extractive generator; else "provider:model" for init_chat_model
     reranker: str = "auto"  # auto|none|cohere|local|maxsim|cross-encoder:/path/to/model
     route: str = "auto"  # force a route (benchmarks, debugging) instead of classifying
@@ -142,8 +142,11 @@ class Context:
     @property
     def resolved_index_dir(self) -> str:
         """The index directory this run uses."""
-        return (
-            self.index_dir or os.environ.get("RAGROUTE_INDEX_DIR") or os.path.expanduser("~/.ragroute/index")
+        return (  # a folder, or a Milvus URL (milvus://HOST:PORT/NAME, milvus:///FILE.db)
+            self.index_dir
+            or os.environ.get("RAGROUTE_INDEX")
+            or os.environ.get("RAGROUTE_INDEX_DIR")
+            or os.path.expanduser("~/.ragroute/index")
         )
 
     def k_for(self, route: str) -> int:

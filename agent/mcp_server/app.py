@@ -35,6 +35,7 @@ from ragroute.server.policy import without_server_paths
 from ragroute.server.state import DEFAULT_MAX_QUESTION_CHARS, IndexHolder
 from ragroute.tools.errors import ConfigError, RagrouteError
 from ragroute.tools.filters import parse_filter
+from ragroute.tools.index.config import is_milvus
 from ragroute.tools.retrieval_tools import MAX_TOOL_K, hit_to_tool_dict
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -275,7 +276,8 @@ def serve(
     """Run the MCP server until its client goes (stdio) or it is stopped (HTTP).
 
     `api_keys`: as for `load_api_keys` (None: the environment); `api_key`: the stdio caller."""
-    path = os.path.abspath(os.path.expanduser(RunContext(index_dir=index_dir).resolved_index_dir))
+    path = RunContext(index_dir=index_dir).resolved_index_dir
+    path = path if is_milvus(path) else os.path.abspath(os.path.expanduser(path))
     keys = load_api_keys(api_keys)
     if llm is not None:
         RunContext(llm=llm)  # validate before serving

@@ -25,6 +25,7 @@ from ragroute.tools.cache import embedding_key
 from ragroute.tools.embeddings import get_embedder
 from ragroute.tools.errors import ConfigError, ProviderError
 from ragroute.tools.index import sentences
+from ragroute.tools.index.config import is_milvus
 from ragroute.tools.resilience import RETRYABLE_STATUS, CircuitBreaker
 from ragroute.tools.types import AccessScope, SearchHit
 
@@ -125,7 +126,7 @@ def index(ctx: Any) -> SearchIndex:
         return found
     from ragroute.tools.index import HybridIndex  # imported lazily: opening Chroma is not free
 
-    if not os.path.isdir(path):
+    if not is_milvus(path) and not os.path.isdir(path):  # a Milvus index lives on its server
         raise ConfigError(f"index_dir={path!r} does not exist; ingest documents first (ragroute ingest PATH)")
     # query vectors go to the process's one embedding cache, beside the sentence vectors
     opened = HybridIndex.open(path, rrf_k=ctx.rrf_k, query_cache=embedding_cache.level())

@@ -15,6 +15,7 @@ from typing import Any
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from ragroute.runtime import providers
 from ragroute.tools.errors import ConfigError, InputError
+from ragroute.tools.index.config import local_folder
 
 THREADS_FILE = "threads.sqlite"
 MAX_THREAD_ID = 200
@@ -35,7 +36,7 @@ def threads_path(ctx: Any) -> Path:
     """The threads file of the run's index: beside a bound index's files, else in ctx's index_dir."""
     bound = providers.current()
     folder = getattr(bound.index, "path", None) if bound is not None and bound.index is not None else None
-    return Path(folder or ctx.resolved_index_dir) / THREADS_FILE
+    return Path(folder or local_folder(ctx.resolved_index_dir)) / THREADS_FILE
 
 
 @asynccontextmanager

@@ -24,6 +24,14 @@ def _default_path() -> str:
     )
 
 
+def local_folder(location: str) -> str:
+    """The local folder of an index location: the folder itself, or a Milvus location's state folder (where
+    threads, PII mappings and feedback are kept)."""
+    if is_milvus(location):
+        return parse_location(location).state_dir
+    return os.path.abspath(os.path.expanduser(location))
+
+
 @dataclass
 class IndexConfig:
     """Where the index lives and how it retrieves; validated on construction.
@@ -97,4 +105,4 @@ class IndexConfig:
         return "milvus" if self.location else "embedded"
 
 
-__all__ = ["DEFAULT_GRACE_DAYS", "MAX_K", "RETRIEVERS", "IndexConfig"]
+__all__ = ["DEFAULT_GRACE_DAYS", "MAX_K", "RETRIEVERS", "IndexConfig", "is_milvus", "local_folder"]
