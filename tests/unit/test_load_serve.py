@@ -84,7 +84,7 @@ def test_markdown_has_one_row_per_configuration():
     text = markdown(report)
     assert "| milvus-lite server | 2 | 8 | 9.0 | 1.8 |" in text
     assert text.count("| embedded | 1 |") == 2  # the results row and the node row
-    assert "query embedding 12.0 ms, whole hybrid search 30.5 ms (so 18.5 ms" in text
+    assert "query embedding 12.0 ms, whole hybrid search 30.5 ms (so 18.5 ms is" in text
 
 
 def test_markdown_renders_the_committed_results():
