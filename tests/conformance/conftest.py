@@ -3,7 +3,9 @@
 
 Backends: "embedded" (SQLite + Chroma + BM25 in a tmp folder) and "milvus-lite" (Milvus Lite's file mode:
 no server, one local file). Milvus params carry the `milvus` marker (`-m "not milvus"` drops them); they
-skip when the `milvus` extra is not installed.
+skip when the `milvus` extra is not installed. Creating a Milvus index (its collections) takes seconds, so
+the default run keeps the Milvus tests on each module's shared index and marks `slow` the Milvus tests that
+build their own (`-m slow` or `-m milvus` runs them).
 """
 
 from __future__ import annotations
@@ -27,13 +29,22 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "milvus: runs against a Milvus backend (Milvus Lite or a server)")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if item.path.is_relative_to(here) and callspec and callspec.params.get("backend") == "milvus-lite":
+            item.add_marker(pytest.mark.slow)  # builds its own Milvus index (see the module docstring)
+
+
 def location_for(backend: str, folder: Path, name: str = "index") -> str:
-    """Where `backend` keeps an index called `name` under `folder` (a folder, or a Milvus Lite file URL)."""
+    """Where `backend` keeps an index called `name` under `folder` (a folder, or a Milvus Lite file URL:
+    one file, one collection prefix per name)."""
     if backend == "embedded":
         return str(folder / name)
     pytest.importorskip("pymilvus")
     pytest.importorskip("milvus_lite")
-    return f"milvus-lite://{folder / 'milvus.db'}/{name}"
+    return f"milvus://{folder / 'milvus.db'}?name={name}"
 
 
 OpenBackend = Callable[..., Any]
@@ -54,7 +65,10 @@ def _opener(backend: str, folder: Path, embedder: Any, opened: list[Any]) -> Ope
         from ragroute.tools.index import open_index
 
         where = location_for(backend, folder, name or f"index{next(counter)}")
-        index = open_index(where, embedder=embedder, **config_kw)
+        # a Milvus index keeps its local files (PII mappings) in $RAGROUTE_STATE_DIR: under `folder` too
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("RAGROUTE_STATE_DIR", str(folder / "state"))
+            index = open_index(where, embedder=embedder, **config_kw)
         opened.append(index)
         if not empty:
             index.upsert_documents(corpus_batch(corpus))
