@@ -33,6 +33,7 @@ def _claims(answer: str, sources: list[dict]) -> list[dict]:
             "support": round(s.support, 4),
             "coverage": round(s.coverage, 4),
             "similarity": round(s.similarity, 4),
+            "ungrounded": s.ungrounded,
         }
         for s in score_answer(body, sources, providers.embedder())
     ]
@@ -46,15 +47,18 @@ async def _llm_judge(ctx: Context, claims: list[dict], sources: list[dict]) -> t
     if len(scores) != len(claims):
         raise ValueError(f"judge returned {len(scores)} scores for {len(claims)} sentences")
     return [
-        {**c, "support": _judged(s, c), "judge": "llm"} for c, s in zip(claims, scores, strict=True)
+        {**c, "support": _judged(s, c), "judge_score": round(s, 4), "judge": "llm"}
+        for c, s in zip(claims, scores, strict=True)
     ], usage
 
 
 def _judged(score: float, claim: dict) -> float:
-    """The judge's score, capped by the offline score when the cited sources hold no word of the claim and
-    nothing close to it: a judge that obeys text injected into a document must not certify an invented
-    claim."""
+    """The judge's score, capped by the offline score when the claim states a command, number or name its
+    sources lack (or contradicts their negation), or when they hold no word of it and nothing close: a
+    small judge, or one that obeys text injected into a document, must not certify an invented claim."""
     score = max(0.0, min(1.0, score))
+    if claim.get("ungrounded"):
+        return min(score, claim["support"])
     if claim.get("coverage", 1.0) > 0 or claim.get("similarity", 1.0) >= UNRELATED_SIMILARITY:
         return score
     return min(score, claim["support"])
