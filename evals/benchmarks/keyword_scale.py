@@ -288,11 +288,12 @@ def markdown(report: dict[str, Any]) -> str:
     for r in report["results"]:
         q = r["query"]
         up = statistics.median(r["upsert_to_findable_s"]) if r["upsert_to_findable_s"] else ""
-        up_cpu = statistics.median(r.get("upsert_cpu_s") or [0.0])
+        if r.get("upsert_cpu_s"):
+            up = f"{up} ({round(statistics.median(r['upsert_cpu_s']), 3)})"
         ready = f"{r['build_s']} ({r['build_cpu_s']})" if "build_cpu_s" in r else r["build_s"]
         lines.append(
             f"| {r['chunks']:,} | {r['engine']} | {r['load_s']} | {ready} | {r['memory_mb']} "
-            f"| {q['p50_ms']} | {q['p95_ms']} | {up} ({round(up_cpu, 3)}) |"
+            f"| {q['p50_ms']} | {q['p95_ms']} | {up} |"
         )
     for note in report.get("notes", []):
         lines += ["", note]
