@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ below loads them
     from langgraph.graph.state import CompiledStateGraph
-    from ragroute.api import aask, ask, astream
+    from ragroute.api import aask, ask, astream, feedback
     from ragroute.context import Context
     from ragroute.runtime.providers import Providers
     from ragroute.tools.errors import (
@@ -42,6 +42,7 @@ _EXPORTS: dict[str, str] = {
     "ask": "ragroute.api",
     "aask": "ragroute.api",
     "astream": "ragroute.api",
+    "feedback": "ragroute.api",
     "build_graph": "ragroute.workflow",
     "graph": "ragroute.workflow",
     "Context": "ragroute.context",
@@ -81,6 +82,7 @@ __all__ = [
     "ask",
     "astream",
     "build_graph",
+    "feedback",
     "graph",
     "ingest_documents",
     "make_retrieval_tools",

@@ -1,4 +1,5 @@
-"""Entry points: ask() / aask() return the output dict; astream() yields node updates and answer tokens.
+"""Entry points: ask() / aask() return the output dict; astream() yields node updates and answer tokens;
+feedback() rates an answer they gave.
 
 `providers=Providers(index=..., chat_model=..., reranker=...)` serves ready-made objects to that one run."""
 
@@ -10,14 +11,17 @@ from typing import Any, TypeAlias, cast
 
 from langgraph.types import StreamMode
 from ragroute.context import Context, check_llm_provider
-from ragroute.runtime import caching, threads
+from ragroute.runtime import answer_ids, caching, threads
+from ragroute.runtime import feedback as feedback_store
+from ragroute.runtime import providers as provided
 from ragroute.runtime.providers import Providers, using
 from ragroute.runtime.sync import run_sync
-from ragroute.runtime.tracing import traced_config
+from ragroute.runtime.tracing import score_feedback, traced_config
 from ragroute.runtime.views import public
 from ragroute.state import InputState, OutputState
 from ragroute.tools.errors import ConfigError, InputError, check_unicode
 from ragroute.tools.pii import redact_query
+from ragroute.tools.types import AccessScope
 from ragroute.workflow import build_graph, graph
 
 OUTPUT_KEYS = tuple(OutputState.__annotations__)
@@ -143,17 +147,53 @@ async def astream(
     # a generator cannot hold a binding across its yields (the consumer's code would see it): the nodes of
     # a graph built for these providers bind them themselves
     runnable = graph if providers is None else build_graph(providers).compile(name="ragroute")
-    async for part in runnable.astream(
-        cast(InputState, inputs), context=ctx, stream_mode=modes, config=traced_config(ctx=ctx)
-    ):
-        mode, chunk = cast(tuple[str, Any], part)  # a list of modes yields (mode, chunk) pairs
-        if mode == "updates":
-            for node, data in chunk.items():
-                yield {"type": "update", "node": node, "data": data if raw else public(data)}
-        elif mode == "messages":
-            message, meta = chunk
-            if meta.get("langgraph_node") == "generate" and getattr(message, "content", ""):
-                yield {"type": "token", "text": message.content}
-        else:
-            final = chunk
+    with answer_ids.delivering():  # the result's answer_id can be rated with feedback()
+        async for part in runnable.astream(
+            cast(InputState, inputs), context=ctx, stream_mode=modes, config=traced_config(ctx=ctx)
+        ):
+            mode, chunk = cast(tuple[str, Any], part)  # a list of modes yields (mode, chunk) pairs
+            if mode == "updates":
+                for node, data in chunk.items():
+                    yield {"type": "update", "node": node, "data": data if raw else public(data)}
+            elif mode == "messages":
+                message, meta = chunk
+                if meta.get("langgraph_node") == "generate" and getattr(message, "content", ""):
+                    yield {"type": "token", "text": message.content}
+            else:
+                final = chunk
     yield {"type": "result", "data": _shape(final)}
+
+
+def feedback(
+    answer_id: str,
+    rating: str,
+    *,
+    correct_answer: str | None = None,
+    correct_source: str | None = None,
+    comment: str | None = None,
+    index_dir: str | None = None,
+    user: str | None = None,
+    providers: Providers | None = None,
+) -> dict[str, Any]:
+    """Rate an answer ask()/aask()/astream() gave: `rating` "up" or "down", optionally the correct answer
+    and/or the doc id of the correct source, and a comment (a second rating replaces the first). Kept in
+    `<index_dir>/feedback.sqlite` (and sent to Langfuse as a score when tracing is on); `ragroute
+    feedback export` turns ratings into a golden set. `user`: the `extra={"user_id": ...}` the question was
+    asked with. Returns the answer with its feedback; an unknown id raises AnswerNotFound."""
+    rated = feedback_store.Rating.checked(rating, correct_answer, correct_source, comment)
+    ctx = _context({"index_dir": index_dir} if index_dir else None, {}, providers)
+    caller = feedback_store.local_caller(user)
+    with using(providers):
+        folder = feedback_store.store_folder(ctx)
+        if folder is None:
+            raise ConfigError(f"index_dir={ctx.resolved_index_dir!r} does not exist: no answers to rate")
+        given = feedback_store.FeedbackStore(folder).answer(answer_id, caller)
+        scope = given["scope"]  # the correct source must be a document the question's scope could read
+        access = None if scope == "all" else AccessScope(groups=scope["groups"], clearance=scope["clearance"])
+
+        def can_read(doc_id: str) -> bool:
+            index: Any = provided.index(ctx)  # a HybridIndex (SearchIndex, the protocol, has no ACL lookup)
+            return bool(index.can_read_document(doc_id, access))
+
+        out = feedback_store.give(folder, answer_id, caller, rated, can_read)
+    return {**feedback_store.shown(out), "scored": score_feedback(out)}

@@ -80,6 +80,7 @@ class Citation(TypedDict):
 class OutputState(TypedDict, total=False):
     """What a caller gets back (the keys of the CLI's --json and the API response)."""
 
+    answer_id: str  # names this answer for feedback (and, traced, its Langfuse trace); runtime.answer_ids
     answer: str
     citations: list[Citation]
     route: str

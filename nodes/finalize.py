@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 
 from langgraph.runtime import Runtime
-from ragroute.context import Context
+from ragroute.context import Context, context_of
+from ragroute.runtime import answer_ids, feedback
 from ragroute.runtime.steps import note, timed
 from ragroute.state import ABSTAIN_TEXT, Citation, RAGState
 from ragroute.tools.extractive import content_terms
@@ -70,7 +71,17 @@ async def finalize(state: RAGState, runtime: Runtime[Context]) -> dict:
             "doc_ids": list(dict.fromkeys(c["doc_id"] for c in citations)),
         },
     ]
+    # the id a caller rates this answer by; delivered runs (ask/aask, the server) are recorded for feedback
+    delivery = answer_ids.current()
+    answer_id = (delivery.answer_id if delivery else None) or answer_ids.new_id()
+    out = {"answer": answer, "citations": citations, "route": state.get("route"), "abstained": abstained}
+    if delivery is not None:
+        ctx = context_of(runtime)
+        record = feedback.answer_record(ctx, answer_id, question, out, asked=state.get("asked"))
+        record["trace_id"] = delivery.trace_id if delivery.answer_id else None
+        await feedback.record(ctx, record)
     return {
+        "answer_id": answer_id,
         "history": turn,
         "answer": answer,
         "citations": citations,

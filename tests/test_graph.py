@@ -17,6 +17,7 @@ from ragroute.workflow import build_graph, graph
 from tests.node_fakes import FailingReranker, ScriptedChatModel
 
 OUTPUT_KEYS = {
+    "answer_id",
     "answer",
     "citations",
     "route",

@@ -3,9 +3,11 @@
 One process-wide `ragroute.tools.cache.RagCache` holds the three levels (its embedding level is served to
 `providers.embedder()` through `ragroute.runtime.embedding_cache`). Keys hold everything that changes a
 result: the query, k, filters, the caller's access scope (groups and clearance), the run's settings,
-which index (path and open instance) and that index's *persisted* version, read fresh from SQLite on
-every lookup. An ingest, update or delete (soft or hard) bumps the version, so entries made before it are
-never served after it, and two callers with different scopes never share an entry.
+which index (its location: a Milvus URL every replica shares, else its folder; and its uid) and that
+index's *persisted* version, read fresh from the backend on every lookup (SQLite, or Milvus, where other
+replicas write too). An ingest, update or delete (soft or hard), through this process or any other, bumps
+the version, so entries made before it are never served after it, and two callers with different scopes
+never share an entry.
 
 Per-run hit counts live in a ContextVar that `answer()` opens; the nodes' parallel branches share its
 dict, so `ask()` can report {"response": "hit"|"miss"|"off", "retrieval_hits": n, "retrieval_misses": n}.
@@ -21,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any
 
-from ragroute.runtime import embedding_cache, providers
+from ragroute.runtime import answer_ids, embedding_cache, feedback, providers
 from ragroute.runtime.scope import access_of
 from ragroute.tools.cache import RagCache, cache_key
 from ragroute.tools.types import AccessScope
@@ -60,17 +62,19 @@ def stats() -> dict[str, Any]:
 
 
 def index_identity(index: Any) -> str | None:
-    """Which index and which open instance: path + object id (a reopened or rebuilt index starts cold)."""
+    """Which index at which version: location + uid (a rebuilt index starts cold) + version."""
     version = index_version(index)
     if version is None:
         return None
     uid = getattr(index, "uid", None)
-    return f"{getattr(index, 'path', type(index).__name__)}|{uid or id(index)}|v{version}"
+    # a Milvus index's `path` is only this machine's folder for its side files; `location` names the index
+    where = getattr(index, "location", None) or getattr(index, "path", type(index).__name__)
+    return f"{where}|{uid or id(index)}|v{version}"
 
 
 def index_version(index: Any) -> int | None:
-    """The index's current version (HybridIndex reads it from SQLite, so other writers count); None when
-    the index has none, and then nothing about it is cached."""
+    """The index's current version (HybridIndex reads it from SQLite or Milvus, so other writers and
+    replicas count); None when the index has none, and then nothing about it is cached."""
     try:
         version = index.version
     except Exception:  # a closed index or a fake without versions: do not cache
@@ -185,11 +189,17 @@ async def answer(
             out = copy.deepcopy(found[1])
             out["timings"] = {"total": round((time.perf_counter() - started) * 1000, 3)}
             out["cache"] = {"response": "hit", "retrieval_hits": 0, "retrieval_misses": 0}
+            # each delivery is its own answer to rate; its trace is the run that made the cached one
+            first, out["answer_id"] = out.get("answer_id"), answer_ids.new_id()
+            question = str(inputs.get("question") or "")
+            record = feedback.answer_record(ctx, out["answer_id"], question, out)
+            await feedback.record(ctx, record, trace_of=first)
             return out
     run_stats: dict[str, Any] = {"retrieval_hits": 0, "retrieval_misses": 0}
     token = _RUN.set(run_stats)
     try:
-        out = await run(inputs)
+        with answer_ids.delivering():
+            out = await run(inputs)
     finally:
         _RUN.reset(token)
     if key is not None and not out.get("degradations"):

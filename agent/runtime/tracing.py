@@ -27,7 +27,7 @@ from uuid import UUID
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Send
-from ragroute.runtime import providers
+from ragroute.runtime import answer_ids, providers
 from ragroute.runtime.caching import run_stats
 from ragroute.runtime.scope import access_of, combined_filters
 from ragroute.runtime.views import hits_summary, public_metadata, public_tags, summary, unwrap
@@ -94,6 +94,32 @@ def shutdown() -> None:
         log.debug("langfuse shutdown failed: %s", exc)
 
 
+FEEDBACK_SCORE = "user_feedback"  # the Langfuse score a caller's thumbs up (1) or down (0) becomes
+
+
+def score_feedback(answer: Mapping[str, Any]) -> bool:
+    """Send a rated answer (runtime.feedback's record) to Langfuse as a `user_feedback` score on its trace;
+    True when handed to the SDK, False when tracing is off or the answer was not traced. Never raises."""
+    trace_id = answer.get("trace_id")
+    client = get_client() if trace_id else None
+    if client is None:
+        return False
+    notes = [f"{k}: {answer[k]}" for k in ("comment", "correct_source", "correct_answer") if answer.get(k)]
+    try:
+        client.create_score(
+            name=FEEDBACK_SCORE,
+            value=1.0 if answer.get("rating") == "up" else 0.0,
+            data_type="BOOLEAN",
+            trace_id=trace_id,
+            score_id=f"{FEEDBACK_SCORE}-{answer['answer_id']}",  # a new rating replaces the old one
+            comment=" | ".join(notes)[:2000] or None,
+        )
+        return True
+    except Exception as exc:  # a broken tracing setup must not fail the feedback
+        log.debug("langfuse feedback score failed: %s", exc)
+        return False
+
+
 @functools.cache
 def handler_class() -> type:
     """`RagrouteCallbackHandler`: Langfuse's LangChain handler plus ragroute's node attributes, route tag and
@@ -139,6 +165,10 @@ def handler_class() -> type:
                     self._roots[run_id] = {
                         "usage": {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}
                     }
+                    delivery = answer_ids.current()
+                    if delivery is not None and delivery.answer_id and run_id in self._runs:
+                        # the answer's feedback record names this trace, so a rating scores it
+                        delivery.trace_id = self._runs[run_id].trace_id
                 node = (metadata or {}).get("langgraph_node")
                 name = kwargs.get("name") or (serialized or {}).get("name")
                 if node and name == node:

@@ -12,7 +12,7 @@ from langchain_core.tracers.log_stream import RunLogPatch
 from langserve.serialization import WellKnownLCSerializer
 from pydantic import BaseModel
 from ragroute.context import Context, context_of
-from ragroute.runtime import caching
+from ragroute.runtime import answer_ids, caching
 from ragroute.runtime import tracing as tracing_mod
 from ragroute.runtime.providers import Providers, using
 from ragroute.runtime.views import public, public_metadata, public_tags
@@ -68,13 +68,15 @@ class CachedAnswers(RunnableBinding):  # type: ignore[type-arg]
 
     async def abatch(self, inputs: list[Any], config: Any = None, **kwargs: Any) -> list[Any]:
         """The graph's batch, each output as a remote caller sees it (no server file paths)."""
-        outputs = await RunnableBinding.abatch(self, inputs, config, **kwargs)
+        with answer_ids.delivering(one=False):  # each answer of the batch is recorded under its own id
+            outputs = await RunnableBinding.abatch(self, inputs, config, **kwargs)
         return [without_server_paths(out) for out in outputs]
 
     async def astream(self, input: Any, config: Any = None, **kwargs: Any) -> AsyncIterator[Any]:  # noqa: A002
         """The graph's chunks ({node: update}), each update cut to its public fields (`views.public`)."""
-        async for chunk in RunnableBinding.astream(self, input, config, **kwargs):
-            yield shown(chunk)
+        with answer_ids.delivering():  # finalize's chunk carries the answer id, recorded for feedback
+            async for chunk in RunnableBinding.astream(self, input, config, **kwargs):
+                yield shown(chunk)
 
     def astream_events(self, input: Any, config: Any = None, **kwargs: Any) -> Any:  # noqa: A002
         """The graph's events with public payloads, and no LangGraph bookkeeping in metadata or tags."""
@@ -83,11 +85,12 @@ class CachedAnswers(RunnableBinding):  # type: ignore[type-arg]
 
     async def astream_log(self, input: Any, config: Any = None, **kwargs: Any) -> AsyncIterator[Any]:  # noqa: A002
         """The run log (the playground's stream) with every patch value cut to its public fields."""
-        async for patch in RunnableBinding.astream_log(self, input, config, **kwargs):
-            if isinstance(patch, RunLogPatch):
-                yield RunLogPatch(*[_public_op(op) for op in patch.ops])
-            else:  # diff=False: a RunLog; its ops are already applied to its state
-                yield patch
+        with answer_ids.delivering():
+            async for patch in RunnableBinding.astream_log(self, input, config, **kwargs):
+                if isinstance(patch, RunLogPatch):
+                    yield RunLogPatch(*[_public_op(op) for op in patch.ops])
+                else:  # diff=False: a RunLog; its ops are already applied to its state
+                    yield patch
 
 
 def shown(value: Any) -> Any:
@@ -110,14 +113,15 @@ def _public_op(op: dict[str, Any]) -> dict[str, Any]:
 
 async def _public_events(events: AsyncIterator[Any]) -> AsyncIterator[Any]:
     """Each stream event with `views.public` payloads and without LangGraph's metadata and step tags."""
-    async for event in events:
-        out = dict(event)
-        out["data"] = shown(event.get("data", {}))
-        if "metadata" in event:
-            out["metadata"] = public_metadata(event["metadata"])
-        if "tags" in event:
-            out["tags"] = public_tags(event["tags"])
-        yield out
+    with answer_ids.delivering():
+        async for event in events:
+            out = dict(event)
+            out["data"] = shown(event.get("data", {}))
+            if "metadata" in event:
+                out["metadata"] = public_metadata(event["metadata"])
+            if "tags" in event:
+                out["tags"] = public_tags(event["tags"])
+            yield out
 
 
 def cached_answers(runnable: Any, providers: Providers | None = None) -> Any:

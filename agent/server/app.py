@@ -20,6 +20,7 @@ from ragroute.server.answers import SESSION_HEADER, Serializer, answer_runnable,
 from ragroute.server.apidocs import add_api_pages
 from ragroute.server.auth import ANONYMOUS, Identity, load_api_keys
 from ragroute.server.documents import add_document_routes
+from ragroute.server.feedback import add_feedback_routes
 from ragroute.server.guard import PUBLIC_PATHS, GuardMiddleware, identity_of
 from ragroute.server.health import add_health_routes
 from ragroute.server.metrics import add_metrics
@@ -184,6 +185,7 @@ def create_app(
     add_thread_routes(app, holder, settings)
     add_health_routes(app, holder)
     add_document_routes(app, holder, settings)
+    add_feedback_routes(app, holder)
     app.add_middleware(
         GuardMiddleware,
         keys=keys,

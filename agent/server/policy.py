@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ragroute.context import RERANKERS, Context
+from ragroute.runtime.feedback import server_caller
 from ragroute.server.auth import Identity
 from ragroute.server.state import ServerSettings
 from ragroute.tools.errors import InputError, RagrouteError, check_unicode
@@ -86,6 +87,7 @@ def server_configurable(
         "llm": settings.llm,
         **identity.configurable(),
         **({"redact_query_pii": True} if settings.redact_pii else {}),
+        "extra": {"caller": server_caller(identity.user)},  # whose answers these are (feedback)
     }
     Context.from_dict(merged)  # the full combination must validate (k bounds etc.)
     return merged
