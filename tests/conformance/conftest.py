@@ -58,16 +58,18 @@ def _opener(backend: str, folder: Path, embedder: Any, opened: list[Any]) -> Ope
         *,
         empty: bool = False,
         name: str | None = None,
+        state: str = "state",
         **config_kw: Any,
     ) -> Any:
         """A HybridIndex on this backend (`name` reopens an earlier one), loaded with `corpus`
-        (default TINY_CORPUS) unless `empty`."""
+        (default TINY_CORPUS) unless `empty`; `state`: the local folder of a Milvus index's side files
+        (another one plays another machine)."""
         from ragroute.tools.index import open_index
 
         where = location_for(backend, folder, name or f"index{next(counter)}")
         # a Milvus index keeps its local files (PII mappings) in $RAGROUTE_STATE_DIR: under `folder` too
         with pytest.MonkeyPatch.context() as env:
-            env.setenv("RAGROUTE_STATE_DIR", str(folder / "state"))
+            env.setenv("RAGROUTE_STATE_DIR", str(folder / state))
             index = open_index(where, embedder=embedder, **config_kw)
         opened.append(index)
         if not empty:

@@ -172,14 +172,20 @@ def test_everything_survives_a_reopen(open_backend: Any) -> None:
 
 
 def test_a_second_handle_sees_the_first_ones_writes(open_backend: Any) -> None:
-    """Two handles on one index (two replicas, or two callers in a process): versions and contents agree."""
+    """Two handles on one index (two replicas, or two callers in a process): versions, contents and the
+    identity the query caches key on agree."""
+    from ragroute.runtime.caching import index_identity
+
     writer = open_backend(name="shared")
-    reader = open_backend(empty=True, name="shared")
+    reader = open_backend(empty=True, name="shared", state="elsewhere")  # as on another machine
     assert reader.version == writer.version and reader.uid == writer.uid
+    cached_as = index_identity(reader)
+    assert cached_as == index_identity(writer)
     assert reader.search("office cat", k=1)[0].doc_id == "cats"
     seen = Versions(reader)
     writer.upsert_documents([one("cats", "The office dog guards the zebra crossing.", "dog")])
     assert seen.changed() and reader.version == writer.version
+    assert index_identity(reader) == index_identity(writer) != cached_as  # the reader's cache entries expire
     assert reader.search("zebra crossing dog", k=1)[0].text.startswith("The office dog")
     assert "dog" in reader.get_chunk("cats::c0").text
     writer.delete_document("rrf", soft=True)
