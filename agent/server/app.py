@@ -36,6 +36,7 @@ from ragroute.server.state import (
 )
 from ragroute.server.threads import add_thread_routes
 from ragroute.tools.errors import ConfigError, InputError, ProviderError, RagrouteError, printable
+from ragroute.tools.index.milvus_location import is_milvus
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -145,9 +146,9 @@ def create_app(
     route but /health and /ready needs a valid X-API-Key; without keys callers run as `anonymous`
     (public documents only). `index`: an already open HybridIndex to serve (tests, embedding apps).
     `max_batch_inputs`: the most inputs one /ask/batch may carry (more: 413)."""
-    path = os.path.abspath(
-        os.path.expanduser(index_dir or os.environ.get("RAGROUTE_INDEX_DIR") or "~/.ragroute/index")
-    )
+    location = index_dir or os.environ.get("RAGROUTE_INDEX_DIR") or "~/.ragroute/index"
+    # a Milvus location (milvus://HOST:PORT/NAME) is a URL: made a path, it would open an empty local index
+    path = location if is_milvus(location) else os.path.abspath(os.path.expanduser(location))
     keys = load_api_keys(api_keys)
     if llm is not None:
         Context(llm=llm)  # validate early
