@@ -19,6 +19,7 @@ from typing import Any
 from ragroute.evals.datasets import GOLDEN_FIELDS
 from ragroute.runtime.feedback import FEEDBACK_FILE, FeedbackStore
 from ragroute.tools.errors import InputError
+from ragroute.tools.index.config import local_folder
 
 
 def golden_record(rated: dict[str, Any]) -> dict[str, Any] | None:
@@ -69,7 +70,8 @@ def golden_set(rated: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], i
 
 
 def _store(args: argparse.Namespace) -> FeedbackStore:
-    folder = args.index or os.environ.get("RAGROUTE_INDEX_DIR") or str(Path.home() / ".ragroute" / "index")
+    location = args.index or os.environ.get("RAGROUTE_INDEX") or os.environ.get("RAGROUTE_INDEX_DIR")
+    folder = local_folder(location or str(Path.home() / ".ragroute" / "index"))  # Milvus: its state folder
     if not os.path.isdir(folder):
         raise InputError(f"index folder {folder!r} does not exist")
     return FeedbackStore(folder)

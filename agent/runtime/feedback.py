@@ -26,6 +26,7 @@ from typing import Any
 from ragroute.runtime import answer_ids, providers
 from ragroute.runtime.scope import access_of
 from ragroute.tools.errors import InputError, RagrouteError, check_unicode
+from ragroute.tools.index.config import local_folder
 from ragroute.tools.pii import redact_query
 
 log = logging.getLogger("ragroute.runtime.feedback")
@@ -271,7 +272,7 @@ def store_folder(ctx: Any) -> str | None:
     if bound is not None and bound.index is not None:
         folder = getattr(bound.index, "path", None)
     else:
-        folder = ctx.resolved_index_dir
+        folder = local_folder(ctx.resolved_index_dir)  # a Milvus location: its local state folder
     return str(folder) if folder and os.path.isdir(folder) else None
 
 
