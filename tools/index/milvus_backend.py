@@ -47,14 +47,18 @@ from ragroute.tools.index import milvus_upkeep as U
 from ragroute.tools.index import sentences as S
 from ragroute.tools.index.backend import Deletion, SearchScope
 from ragroute.tools.index.config import IndexConfig
+from ragroute.tools.index.lock import SharedExclusive
 from ragroute.tools.index.milvus_collections import Collections
 from ragroute.tools.index.milvus_location import parse_location
+from ragroute.tools.index.milvus_rewrite import rewrite
 from ragroute.tools.index.milvus_rows import chunk_rows, parent_rows, sentence_rows_of
-from ragroute.tools.index.milvus_schema import ensure_collections
+from ragroute.tools.index.milvus_schema import create_collection, ensure_collections
 from ragroute.tools.index.records import DocumentWrite
 from ragroute.tools.types import AccessScope, Chunk, Parent
 
 log = logging.getLogger("ragroute.tools.index")
+_GATES: dict[str, SharedExclusive] = {}
+_GATES_GUARD = threading.Lock()
 
 RECONCILE_GRACE_S = 3600.0  # uncommitted generations younger than this may belong to a write in progress
 MAX_LIMIT = 16384  # Milvus's largest top k
@@ -88,6 +92,9 @@ class MilvusBackend:
         self.embedder, self.analyzer = embedder, analyzer
         self._write_lock = threading.RLock()  # one writer per process; other processes: see the docstring
         self._doc_types: cachetools.LRUCache[str, str | None] = cachetools.LRUCache(100_000)
+        self._lite_file = where.lite_file
+        with _GATES_GUARD:  # one per location: searches share it, a Lite rewrite takes it alone
+            self._gate = _GATES.setdefault(where.url, SharedExclusive())
         self.client = connect(where.uri, where.url)
         try:
             name = embedder_name(embedder)
@@ -288,6 +295,12 @@ class MilvusBackend:
     def _search(
         self, data: Any, field: str, metric: str, n: int, scope: SearchScope
     ) -> list[tuple[str, float]]:
+        with self._gate.shared():
+            return self._search_gated(data, field, metric, n, scope)
+
+    def _search_gated(
+        self, data: Any, field: str, metric: str, n: int, scope: SearchScope
+    ) -> list[tuple[str, float]]:
         expr = MF.scope_expr(scope.node, scope.access)
         limit = min(n, MAX_LIMIT)
         while True:
@@ -337,13 +350,10 @@ class MilvusBackend:
 
     def get_chunks(self, chunk_ids: Sequence[str]) -> dict[str, Chunk]:
         """Stored chunks of committed generations by id; no access check."""
-        rows: list[dict[str, Any]] = []
-        for part in R.batches(list(dict.fromkeys(chunk_ids))):
-            rows += self.client.query(
-                self.names["chunks"],
-                filter=R.id_in("chunk_id", part),
-                output_fields=["chunk_id", "doc_id", "gen", "text", "metadata", "parent_id"],
-            )
+        fields = ["chunk_id", "doc_id", "gen", "text", "metadata", "parent_id"]
+        with self._gate.shared():
+            rows = self.cols.query_in("chunks", "chunk_id", chunk_ids, fields)
+            visible = self._visible(rows)
         return {
             r["chunk_id"]: Chunk(
                 chunk_id=r["chunk_id"],
@@ -352,7 +362,7 @@ class MilvusBackend:
                 metadata=r["metadata"] or {},
                 parent_id=r["parent_id"] or None,
             )
-            for r in self._visible(rows)
+            for r in visible
         }
 
     def get_chunk(self, chunk_id: str, access: AccessScope | None) -> Chunk | None:
@@ -362,6 +372,10 @@ class MilvusBackend:
 
     def get_parent(self, parent_id: str, access: AccessScope | None) -> Parent | None:
         """One parent section, or None (also when `access` may see none of its chunks)."""
+        with self._gate.shared():
+            return self._get_parent(parent_id, access)
+
+    def _get_parent(self, parent_id: str, access: AccessScope | None) -> Parent | None:
         pieces = self._visible(
             self.client.query(
                 self.names["parents"],
@@ -407,7 +421,8 @@ class MilvusBackend:
     # ------------------------------------------------------------------ sentence vectors
     def sentence_vectors(self, keys: list[str]) -> dict[str, np.ndarray]:
         """Stored sentence vectors (float32, unit length) for the keys held."""
-        return self.cols.sentence_vectors(keys)
+        with self._gate.shared():
+            return self.cols.sentence_vectors(keys)
 
     def backfill_sentences(self) -> int:
         """Sentence vectors for documents written without them; the number of documents (a meta flag
@@ -428,9 +443,20 @@ class MilvusBackend:
         """Nothing is kept only in memory."""
 
     def compact(self) -> None:
-        """Ask Milvus to compact the collections, so deleted rows leave its storage (asynchronous on a
-        server; Milvus Lite compacts at once)."""
-        self.cols.compact(log)
+        """Leave no deleted row in storage: a Lite file's collections are rewritten (milvus_rewrite.py: Lite
+        does not compact); a server is asked to compact (asynchronous: deleted rows leave its storage when
+        Milvus's compaction and garbage collection finish)."""
+        if not self._lite_file:
+            self.cols.compact(log)
+            return
+        with self._write_lock, self._gate.exclusive():
+            for role in ("chunks", "parents", "sentences", "documents"):
+                name = self.names[role]
+                rewrite(
+                    self.client,
+                    name,
+                    lambda new, role=role: create_collection(self.client, role, new, self._dim),
+                )
 
     def close(self) -> None:
         """Close the client."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from ragroute.tools.errors import ConfigError
+from ragroute.tools.index.milvus_rewrite import recover
 
 ROLES = ("chunks", "parents", "documents", "sentences", "meta")
 ID_LEN = 4096  # bytes of an id field (chunk, document and parent ids come from file paths)
@@ -131,8 +132,14 @@ def ensure_collections(client: Any, prefix: str, dim: int) -> dict[str, str]:
                 "with the embedding it was built with, or use another index name"
             )
     for role, name in names.items():
-        if name not in existing:
-            schema, idx = _schema(client, role, dim)
-            client.create_collection(name, schema=schema, index_params=idx, consistency_level=CONSISTENCY)
+        recover(client, name)
+        if name not in set(client.list_collections()):
+            create_collection(client, role, name, dim)
         client.load_collection(name)
     return names
+
+
+def create_collection(client: Any, role: str, name: str, dim: int) -> None:
+    """Create one collection of the given role."""
+    schema, idx = _schema(client, role, dim)
+    client.create_collection(name, schema=schema, index_params=idx, consistency_level=CONSISTENCY)
