@@ -168,8 +168,9 @@ def render(output: dict[str, Any]) -> str:
 
 
 def extra_fields(output: dict[str, Any]) -> dict[str, Any]:
-    """ragroute's own fields beside the OpenAI ones: the structured citations and how far to trust them."""
-    keys = ("citations", "confidence", "faithfulness", "abstained", "route")
+    """ragroute's own fields beside the OpenAI ones: the structured citations, how far to trust them, and
+    the answer's id (POST /feedback rates it)."""
+    keys = ("answer_id", "citations", "confidence", "faithfulness", "abstained", "route")
     return {key: output.get(key) for key in keys}
 
 

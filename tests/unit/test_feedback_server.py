@@ -183,3 +183,13 @@ async def test_ratings_outlive_the_app(make_index: Any) -> None:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=second), base_url="http://t") as c:
             r = await c.get(f"/feedback/{out['answer_id']}", headers={"X-API-Key": ALICE})
     assert r.status_code == 200 and r.json()["feedback"]["correct_answer"] == "30 days"
+
+
+async def test_openai_compatible_answers_carry_their_id(client: httpx.AsyncClient) -> None:
+    question = {"role": "user", "content": "Where does the office cat sleep?"}
+    body = {"model": "ragroute", "messages": [question]}
+    r = await client.post("/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {ALICE}"})
+    assert r.status_code == 200, r.text
+    answer_id = r.json()["ragroute"]["answer_id"]
+    assert (await rate(client, ALICE, answer_id=answer_id, rating="up")).status_code == 200
+    assert (await rate(client, BOB, answer_id=answer_id)).status_code == 404
