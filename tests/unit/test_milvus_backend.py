@@ -248,3 +248,21 @@ def test_cli_unreachable_server_no_traceback(tmp_path: Path) -> None:
     )
     assert out.returncode != 0
     assert "cannot reach Milvus" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_half_done_lite_rewrite_is_repaired_at_open(lite_url: str, embedder: Any) -> None:
+    """A process killed between the renames of a Lite rewrite (hard delete) leaves `<name>__old` only."""
+    idx = open_index(lite_url, embedder=embedder)
+    idx.upsert_documents(corpus_batch())
+    chunks = idx.backend.names["chunks"]
+    idx.backend.client.rename_collection(chunks, chunks + "__old")
+    idx.close()
+    again = open_index(lite_url, embedder=embedder)
+    try:
+        assert again.keyword_search("docker compose", k=1)[0].doc_id == "deploy-de"
+        assert chunks + "__old" not in again.backend.client.list_collections()
+        assert again.delete_document("deploy-de")  # a whole rewrite
+        assert again.keyword_search("docker compose", k=1) == []
+        assert again.get_chunk("auth::c0") is not None
+    finally:
+        again.close()
