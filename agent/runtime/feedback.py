@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing, contextmanager
@@ -142,9 +141,7 @@ def _retention_s() -> float:
 class FeedbackStore:
     """The answers and ratings of one index, in `<folder>/feedback.sqlite` (WAL, safe across processes)."""
 
-    _ready: set[str] = set()
-    _pruned: dict[str, float] = {}
-    _lock = threading.Lock()
+    _pruned: dict[str, float] = {}  # when each file last forgot old answers (this process)
 
     def __init__(self, folder: str | Path) -> None:
         self.path = Path(folder) / FEEDBACK_FILE
@@ -154,12 +151,8 @@ class FeedbackStore:
         with closing(sqlite3.connect(self.path, timeout=10.0)) as db:
             db.execute("PRAGMA foreign_keys = ON")
             db.execute("PRAGMA secure_delete = ON")  # a forgotten answer's text is zeroed, not left behind
-            key = str(self.path)
-            if key not in self._ready:
-                db.execute("PRAGMA journal_mode = WAL")
-                db.executescript(_SCHEMA)
-                with self._lock:
-                    self._ready.add(key)
+            db.execute("PRAGMA journal_mode = WAL")
+            db.executescript(_SCHEMA)  # every time: the file may have been deleted to forget everything
             with db:
                 yield db
 

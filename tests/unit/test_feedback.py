@@ -184,3 +184,12 @@ def test_a_rating_is_a_langfuse_score_on_the_answers_trace(index: Any, langfuse_
     assert again["cache"]["response"] == "hit"
     rate(index, again["answer_id"], "up")
     assert scores[-1]["traceId"] == trace_id and scores[-1]["value"] == 1.0
+
+
+def test_deleting_the_file_forgets_everything_and_recording_goes_on(index: Any) -> None:
+    old = ask(index, "Where does the office cat sleep?")
+    (Path(index.path) / FEEDBACK_FILE).unlink()
+    with pytest.raises(AnswerNotFound):
+        rate(index, old["answer_id"], "up")
+    new = ask(index, "Why does hybrid search work?")
+    assert rate(index, new["answer_id"], "up")["feedback"]["rating"] == "up"
