@@ -313,8 +313,12 @@ async def run_config(
 def probe_search(location: str, questions: list[str]) -> dict[str, Any]:
     """In-process, one at a time: CPU ms (every thread of this process) per query embedding and per whole
     index search (its query embedding included); CPU time, not wall time, so other load on the machine
-    does not inflate it."""
+    does not inflate it. Torch runs one thread here: on a busy machine its idle threads spin, and that spin
+    would count as embedding CPU."""
+    import torch
     from ragroute.tools.embeddings import get_embedder
+
+    torch.set_num_threads(1)
     from ragroute.tools.index import HybridIndex
 
     embedder = get_embedder("minilm")
