@@ -193,3 +193,12 @@ def test_deleting_the_file_forgets_everything_and_recording_goes_on(index: Any) 
         rate(index, old["answer_id"], "up")
     new = ask(index, "Why does hybrid search work?")
     assert rate(index, new["answer_id"], "up")["feedback"]["rating"] == "up"
+
+
+def test_a_redacting_run_records_no_raw_pii(index: Any) -> None:
+    email = "jo.smith@example.org"
+    out = ask(index, f"I am {email}: how long do refresh tokens last?", redact_query_pii=True)
+    kept = FeedbackStore(index.path).answer(out["answer_id"], "local:")["question"]
+    assert email not in kept and "<EMAIL_1>" in kept
+    on_disk = b"".join(p.read_bytes() for p in Path(index.path).glob(f"{FEEDBACK_FILE}*"))
+    assert email.encode() not in on_disk
