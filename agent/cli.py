@@ -22,6 +22,7 @@ from ragroute.context import Context, check_llm_provider
 from ragroute.evals.cli import register as register_eval
 from ragroute.feedback_cli import register_feedback
 from ragroute.mcp_server.serve import register as register_mcp
+from ragroute.router_cli import register_router
 from ragroute.runtime.scope import access_of, describe_scope
 from ragroute.server.serve import register as register_serve
 from ragroute.tools.errors import InputError, RagrouteError
@@ -278,6 +279,8 @@ def _ask_overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["redact_query_pii"] = True
     if getattr(args, "no_cache", False):
         overrides["cache"] = False
+    if getattr(args, "router_model", None):
+        overrides["router_model"] = args.router_model
     return overrides
 
 
@@ -432,6 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace PII in the question before retrieval, models and traces",
     )
     p.add_argument("--no-cache", action="store_true", help="bypass the retrieval and answer caches")
+    p.add_argument("--router-model", metavar="PATH", help="learned router file (ragroute train-router)")
     p.add_argument(
         "--thread",
         metavar="ID",
@@ -463,6 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
     _index_option(register_eval(sub))
     register_serve(sub)  # `serve` is always listed; without the `serve` extra it says how to install it
     register_mcp(sub)  # likewise `mcp` without the `mcp` extra
+    register_router(sub)  # `train-router DATA...`: fit the learned router on the user's own data
     register_feedback(sub)  # `feedback export|list`: ratings of answers as a golden set
     return parser
 

@@ -59,6 +59,8 @@ class Context:
     cache_ttl_s: float = 600.0  # how long a cached answer is served
     prefer_latest_version: bool = True  # drop older versions of a document family unless asked for
     redact_query_pii: bool = False  # replace PII in the question before retrieval, models and traces
+    # the learned router's file (ragroute train-router); None: $RAGROUTE_ROUTER_MODEL, else the shipped one
+    router_model: str | None = field(default_factory=lambda: os.environ.get("RAGROUTE_ROUTER_MODEL") or None)
     extra: dict[str, Any] = field(default_factory=dict)  # free-form, ignored by the graph
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Context:
@@ -130,6 +132,12 @@ class Context:
             or not (self.cache_ttl_s > 0)
         ):
             raise ConfigError(f"cache_ttl_s={self.cache_ttl_s!r} must be a number of seconds > 0")
+        if self.router_model is not None:
+            if not isinstance(self.router_model, str) or not self.router_model.strip():
+                raise ConfigError(f"router_model={self.router_model!r} must be a router model file's path")
+            from ragroute.tools.router_model import load_router  # numpy; read once per file version
+
+            load_router(self.router_model)
         if self.freshness_half_life_days is not None:
             if not isinstance(self.freshness_half_life_days, dict) or any(
                 float(v) <= 0 for v in self.freshness_half_life_days.values()

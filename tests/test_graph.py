@@ -129,7 +129,7 @@ def wiki(make_index):
 
 
 async def test_simple_route_runs_the_core_nodes_only(tiny):
-    ran, out = await run("How long do access tokens last before they expire?", tiny)
+    ran, out = await run("How long do access tokens last before they expire?", tiny, route="simple")
     assert strip(ran) == [*CORE, "finalize"] and ran.count("retrieve") == 1
     assert out["route"] == "simple" and not out["abstained"]
     assert "15 minutes" in out["answer"] and out["citations"][0]["doc_id"] == "auth"
@@ -138,14 +138,16 @@ async def test_simple_route_runs_the_core_nodes_only(tiny):
 
 
 async def test_expand_route_retrieves_every_variant_in_parallel(tiny):
-    ran, out = await run("help with this token stuff", tiny)
+    ran, out = await run("help with this token stuff", tiny, route="expand")
     assert out["route"] == "expand"
     assert strip(ran) == ["classify", "expand", *CORE[1:], "finalize"]
     assert ran.count("retrieve") >= 2
 
 
 async def test_multihop_comparison_gathers_evidence_for_both_items(wiki):
-    ran, out = await run("Which director had the longest career, Alain Resnais or Scott Sidney?", wiki)
+    ran, out = await run(
+        "Which director had the longest career, Alain Resnais or Scott Sidney?", wiki, route="multihop"
+    )
     assert out["route"] == "multihop"
     assert strip(ran) == ["classify", "decompose", *CORE[1:], "finalize"] and ran.count("retrieve") == 3
     assert {"resnais", "sidney"} <= {c.split("::")[0] for c in out["contexts"]}
@@ -154,7 +156,7 @@ async def test_multihop_comparison_gathers_evidence_for_both_items(wiki):
 
 async def test_multihop_bridge_reaches_the_second_hop(wiki):
     question = "Where is the hotel and casino located in which Bill Cosby's third album was recorded?"
-    ran, out = await run(question, wiki, k_expand=4, k_multihop=4)
+    ran, out = await run(question, wiki, k_expand=4, k_multihop=4, route="multihop")
     assert out["route"] == "multihop" and "decompose" in ran
     assert {"air", "sands"} <= {c.split("::")[0] for c in out["contexts"]}
 

@@ -21,15 +21,21 @@ from tests.test_graph import WIKI, plus, strip, use
 ZERO_HITS = {"retrieval_hits": 0, "retrieval_misses": 0}
 SIMPLE = "How long do access tokens last before they expire?"
 ROUTES = [
-    ("tiny", SIMPLE, "simple", {}),
-    ("tiny", "help with this token stuff", "expand", {}),
-    ("tiny", "What is the population of Ulaanbaatar in 1950?", "expand", {}),  # the abstain path
-    ("wiki", "Which director had the longest career, Alain Resnais or Scott Sidney?", "multihop", {}),
+    # routes are forced: this module checks that every route runs the same through each API, not classify
+    ("tiny", SIMPLE, "simple", {"route": "simple"}),
+    ("tiny", "help with this token stuff", "expand", {"route": "expand"}),
+    ("tiny", "What is the population of Ulaanbaatar in 1950?", "expand", {"route": "expand"}),  # abstain path
+    (
+        "wiki",
+        "Which director had the longest career, Alain Resnais or Scott Sidney?",
+        "multihop",
+        {"route": "multihop"},
+    ),
     (
         "wiki",
         "Where is the hotel and casino located in which Bill Cosby's third album was recorded?",
         "multihop",
-        {"k_expand": 4, "k_multihop": 4},
+        {"k_expand": 4, "k_multihop": 4, "route": "multihop"},
     ),
 ]
 

@@ -66,9 +66,9 @@ def comparison_entities(question: str) -> list[str]:
     """The compared items of "..., A or B?" / "both A and B" questions; [] when there are none."""
     q = question.strip().rstrip("?").strip()
     m = re.search(r"[,:]\s*(?:the\s+)?([^,]+?)\s+or\s+(?:the\s+)?([^,]+)$", q)
-    if not m:  # "Which band, Letters to Cleo or Screaming Trees, had more members?"
+    if not m:  # "Which river, the Rhone or the Loire, is longer?"
         m = re.search(r"[,:]\s*(?:the\s+)?([^,]+?)\s+or\s+(?:the\s+)?([^,]+?)\s*,", q)
-    if not m and question.rstrip().endswith("?"):  # "The Transylvanian Hound and Jack Russell Terrier
+    if not m and question.rstrip().endswith("?"):  # "The Basset Hound and Border Collie
         # were originally bred for what activity?" (a question, not a claim that two things are so)
         m = re.match(
             r"(?!(?:Are|Were|Is|Was|Do|Does|Did|Have|Has|Had|Which|What|Who|When|Where|How)\b)"
@@ -76,7 +76,7 @@ def comparison_entities(question: str) -> list[str]:
             r"(?:were|are|have|had|both|share|shared)\b",
             q,
         )
-    if not m:  # "Is Karjiang a mountain and Sherpi Kangri a mountain peak?"
+    if not m:  # "Is Lyon a city and Provence a region?"
         m = re.match(
             r"(?:Is|Are|Was|Were)\s+(?:the\s+)?([A-Z][^,]*?)\s+(?:a|an|the)\s+[^,]+?\s+and\s+"
             r"(?:the\s+)?([A-Z][^,]*?)\s+(?:a|an|the)\s",

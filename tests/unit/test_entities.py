@@ -21,15 +21,15 @@ def test_entity_spans_and_comparison_items():
     [
         ("who is younger Keith Bostic or Jerry Glanville ?", ["Keith Bostic", "Jerry Glanville"]),
         (
-            "Which band, Letters to Cleo or Screaming Trees, had more members?",
-            ["Letters to Cleo", "Screaming Trees"],
+            "Which composer, Clara Schumann or Fanny Mendelssohn, wrote more songs?",
+            ["Clara Schumann", "Fanny Mendelssohn"],
         ),
         (
-            "The Transylvanian Hound and Jack Russell Terrier were originally bred for what activity?",
-            ["Transylvanian Hound", "Jack Russell Terrier"],
+            "The Basset Hound and Border Collie were originally bred for what activity?",
+            ["Basset Hound", "Border Collie"],
         ),
         ("Which actor do American Beauty and American Beauty have in common?", ["American Beauty"] * 2),
-        ("Is Karjiang a mountain and Sherpi Kangri a mountain peak?", ["Karjiang", "Sherpi Kangri"]),
+        ("Is Lhotse a mountain and Ama Dablam a mountain peak?", ["Lhotse", "Ama Dablam"]),
         ("Is Paris the capital of France?", []),
         # a claim that two things are so is a statement to check, not a comparison question
         ("ATM and Rad3 related protein are critical for sensing DNA damage.", []),

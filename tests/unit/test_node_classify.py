@@ -1,4 +1,4 @@
-"""classify node: feature classifier, forced routes, LLM structured route with fallback."""
+"""classify node: learned router, general features, forced routes, LLM structured route with fallback."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from langgraph.runtime import Runtime
 from ragroute.context import Context
 from ragroute.nodes.classify import classify, decide, features
 from ragroute.runtime.providers import Providers, using
+from ragroute.state import ROUTES
 from ragroute.tools.errors import InputError
 
 from tests.node_fakes import FakeIndex, ScriptedChatModel
@@ -16,10 +17,15 @@ ROWS = [
     (
         "b::0",
         "b",
-        "Alain Resnais was a French film director whose career spanned six decades.",
-        {"title": "Alain Resnais"},
+        "Marta Oyelaran is a Nigerian architect born in 1961 in Ibadan.",
+        {"title": "Marta Oyelaran"},
     ),
-    ("c::0", "c", "Scott Sidney was an American film director of the silent era.", {"title": "Scott Sidney"}),
+    (
+        "c::0",
+        "c",
+        "Tomas Berglund is a Swedish architect born in 1958 in Uppsala.",
+        {"title": "Tomas Berglund"},
+    ),
 ]
 
 
@@ -28,39 +34,18 @@ def ctx(tmp_path):
     return Context(index_dir=str(tmp_path)), FakeIndex(ROWS)
 
 
-@pytest.mark.parametrize(
-    ("question", "route"),
-    [
-        ("Which director had the longest career, Alain Resnais or Scott Sidney?", "multihop"),
-        ("Where is the hotel and casino located in which Bill Cosby's third album was recorded?", "multihop"),
-        ("How long do access tokens last before they expire?", "simple"),
-        ("tokens", "expand"),
-    ],
-)
-def test_decide_routes_by_features(question, route):
-    probe = [{"score": 0.9, "ranks": {"dense": 1, "bm25": 1}}, {"score": 0.3, "ranks": {}}] * 3
-    got, reason = decide(features(question, probe))
-    assert got == route
-    assert reason
-
-
-def test_flat_disagreeing_probe_pushes_short_query_to_expand():
-    flat = [{"score": 0.5, "ranks": {"dense": 1, "bm25": 7}}] * 5
-    sharp = [{"score": 0.9, "ranks": {"dense": 1, "bm25": 1}}] + [{"score": 0.1, "ranks": {}}] * 4
-    q = "token refresh setting"
-    assert decide(features(q, flat))[0] == "expand"
-    assert decide(features(q, sharp))[0] == "simple"
-
-
 async def test_classify_node_probes_with_acl_and_records_route(ctx):
     context, index = ctx
     context = Context(index_dir=context.index_dir, user_groups=["eng"], clearance=1)
     with using(Providers(index=index)):
         out = await classify(
-            {"question": "Which director had the longest career, Alain Resnais or Scott Sidney?"},
+            {"question": "Which architect was born earlier, Marta Oyelaran or Tomas Berglund?"},
             Runtime(context=context),
         )
-    assert out["route"] == "multihop" and "Alain Resnais" in out["route_reason"]
+    assert out["route"] in ROUTES and out["route_reason"].startswith(
+        "learned router: P(simple/expand/multihop)"
+    )
+    assert "compares Marta Oyelaran / Tomas Berglund" in out["route_reason"]
     assert out["trace"].value[0]["node"] == "classify" and out["timings"].value["classify"] > 0
     assert out["retrievals"].value == [] and out["candidates"].value == []  # a new run starts clean
     assert index.calls[0]["access"].groups == ["eng"] and index.calls[0]["access"].clearance == 1
@@ -97,50 +82,37 @@ async def test_llm_route_and_fallback_on_bad_json(ctx):
             Runtime(context=Context(index_dir=context.index_dir, llm="fake:classify-bad")),
         )
     assert (bad["route"], bad["route_reason"]) == decide(bad["features"])  # the feature route is kept
-    assert "classify" in bad["degradations"].value[0] and "feature classifier" in bad["degradations"].value[0]
+    assert "classify" in bad["degradations"].value[0] and "learned router" in bad["degradations"].value[0]
 
 
 @pytest.mark.parametrize(
-    "question",
+    ("question", "cue"),
     [
-        "The arena where the Boston Bruins play can seat how many people?",
-        "the arena where the Boston Bruins play can seat how many people?",
-        "A director who worked with Orson Welles was born in which city?",
+        ("The museum where Marta Oyelaran first exhibited opened in what year?", "relative_clause"),
+        ("the museum where Marta Oyelaran first exhibited opened in what year?", "relative_clause"),
+        ("A painter who trained with Tomas Berglund was born in which city?", "relative_clause"),
+        ("What is the height of the tower designed by Marta Oyelaran?", "reduced_relative"),
+        ("Who founded the company of the Harbour Library architect?", "of_name"),
+        ("Which river flows past Marta Oyelaran's library?", "possessive"),
     ],
 )
-def test_bridge_cue_is_found_at_the_start_of_a_sentence(question):
-    assert features(question, [])["bridge_cue"]
+def test_general_bridge_shapes_are_features(question, cue):
+    assert features(question, [])[cue] == 1.0
 
 
-def test_plain_lookup_has_no_bridge_cue():
-    assert not features("How long is run history kept by default?", [])["bridge_cue"]
+def test_plain_lookup_has_no_bridge_shape():
+    f = features("How long is run history kept by default?", [])
+    assert not any(
+        f[c] for c in ("relative_clause", "reduced_relative", "of_name", "participle_name", "possessive")
+    )
 
 
-@pytest.mark.parametrize(
-    "question",
-    [
-        "What is the uppermost age range for the sort of fiction written by Alexander Gordon Smith?",
-        "This singer of A Rather Blustery Day also voiced what hedgehog?",
-        "What podcast was the chief executive officer of Nerdist Industries a guest on?",
-        "Flyboys stars which actor who was nominated for an Academy Award for 127 Hours?",
-        "What screenwriter co-wrote a film starring Nicolas Cage and Tea Leoni?",
-    ],
-)
-def test_questions_about_something_described_through_a_named_entity_go_multihop(question):
-    probe = [{"score": 0.9, "ranks": {"dense": 1, "bm25": 1}}, {"score": 0.3, "ranks": {}}] * 3
-    f = features(question, probe)
-    assert f["bridge_cue"]
-    assert decide(f)[0] == "multihop"
-
-
-@pytest.mark.parametrize(
-    "question",
-    [
-        "The minor allele of FOXO3 is related to less severe symptoms.",  # a claim, not a question
-        "How long is the retention period for audit logs?",
-        "who sang the song that was played at the end",  # no named entity to resolve through
-    ],
-)
-def test_bridge_phrases_alone_keep_lookups_off_the_multihop_route(question):
-    probe = [{"score": 0.9, "ranks": {"dense": 1, "bm25": 1}}, {"score": 0.3, "ranks": {}}] * 3
-    assert decide(features(question, probe))[0] != "multihop"
+def test_probe_shape_features():
+    flat = [{"score": 0.5, "ranks": {"dense": 1, "bm25": 7}, "doc_id": "a"}] * 5
+    sharp = [{"score": 0.9, "ranks": {"dense": 1, "bm25": 1}, "doc_id": "a"}] + [
+        {"score": 0.1, "ranks": {"dense": None, "bm25": 3}, "doc_id": str(i)} for i in range(4)
+    ]
+    f_flat, f_sharp = features("token refresh", flat), features("token refresh", sharp)
+    assert f_flat["probe_spread"] == 0.0 and f_sharp["probe_spread"] > 0.8
+    assert f_flat["probe_agree"] == 0.0 and f_sharp["probe_agree"] == 1.0
+    assert f_flat["probe_docs"] == 0.2 and f_sharp["probe_docs"] == 1.0
