@@ -1,7 +1,8 @@
 """Cross-validate the learned router on silver labels, then fit the shipped model on all of them.
 
-1. Silver labels (router_silver.py, cached): every route run on HotpotQA (150), a SciFact train sample
-   (300 of 809 claims) and ClapNQ (178) questions.
+1. Silver labels (router_silver.py, cached): every route run on HotpotQA (150), ClapNQ (178) and the
+   SciFact train claims whose gold abstracts lie in the scifact_dev corpus (190, `scifact_slice`;
+   `--sets ...,scifact:300` samples the full corpus instead, at the cost of indexing 5,183 abstracts).
 2. k-fold cross-validation, folds grouped by question and stratified by dataset (and label): each fold's
    model, its C and its cost-aware thresholds are chosen on the other folds only. Reported per
    dataset: route accuracy against the silver labels, and what the out-of-fold routes achieve: share of
@@ -10,7 +11,7 @@
    Ablations: structural features only, embedding only.
 3. Fit on every question and write tools/models/router.json.
 
-Run: .venv/bin/python -m ragroute.evals.benchmarks.router_cv [--sets hotpotqa,scifact:300,clapnq] [--folds 5]
+Run: .venv/bin/python -m ragroute.evals.benchmarks.router_cv [--sets hotpotqa,clapnq,scifact_slice]
 Writes evals/results/router_cv.{json,md} and tools/models/router.json.
 """
 

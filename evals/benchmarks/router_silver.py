@@ -7,7 +7,7 @@ multihop); a question no route solves (or one without gold passages, like an una
 question) is labelled with the cheapest route. Per-route outcomes are cached in a JSONL file, one line
 per (dataset, corpus, question, route), so reruns only run what is missing.
 
-Run: .venv/bin/python -m ragroute.evals.benchmarks.router_silver [--sets hotpotqa,scifact:300,clapnq]
+Run: .venv/bin/python -m ragroute.evals.benchmarks.router_silver [--sets hotpotqa,clapnq,scifact_slice]
 Writes evals/results/router_silver.jsonl (the cache) and router_silver.{json,md} (a summary).
 """
 
