@@ -14,12 +14,13 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ragroute.evals.datasets import GOLDEN_FIELDS
-from ragroute.runtime.feedback import FEEDBACK_FILE, FeedbackStore
 from ragroute.tools.errors import InputError
-from ragroute.tools.index.config import local_folder
+
+if TYPE_CHECKING:
+    from ragroute.runtime.feedback import FeedbackStore
 
 
 def golden_record(rated: dict[str, Any]) -> dict[str, Any] | None:
@@ -70,6 +71,10 @@ def golden_set(rated: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], i
 
 
 def _store(args: argparse.Namespace) -> FeedbackStore:
+    # imported when a command runs: `ragroute --help` and other commands stay free of numpy
+    from ragroute.runtime.feedback import FeedbackStore
+    from ragroute.tools.index.config import local_folder
+
     location = args.index or os.environ.get("RAGROUTE_INDEX") or os.environ.get("RAGROUTE_INDEX_DIR")
     folder = local_folder(location or str(Path.home() / ".ragroute" / "index"))  # Milvus: its state folder
     if not os.path.isdir(folder):
@@ -107,7 +112,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def register_feedback(sub: Any) -> argparse.ArgumentParser:
     """Add `feedback export` and `feedback list` to the CLI's subparsers."""
-    help_ = f"export or list the ratings of answers (<index>/{FEEDBACK_FILE}) as a golden set"
+    help_ = "export or list the ratings of answers (<index>/feedback.sqlite) as a golden set"
     parser = sub.add_parser("feedback", help=help_, description=help_)
     actions = parser.add_subparsers(dest="feedback_command", required=True)
     for name, func, what in (
