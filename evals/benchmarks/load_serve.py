@@ -481,6 +481,8 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(
             f"\nMilvus index: {mi['documents']} documents, {mi['chunks']} chunks (ingest {mi['ingest_s']} s)."
         )
+    for note in report.get("notes", []):
+        lines += ["", note]
     return "\n".join(lines) + "\n"
 
 
