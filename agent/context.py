@@ -14,7 +14,7 @@ from typing import Any
 from ragroute.tools.errors import ConfigError, value_problem
 from ragroute.tools.hybrid import validate_weights
 
-RERANKERS = ("auto", "none", "cohere", "local", "maxsim")
+RERANKERS = ("auto", "none", "cohere", "local", "maxsim", "ltr")
 ROUTE_CHOICES = ("auto", "simple", "expand", "multihop")
 _OFF = ("0", "false", "no", "off")
 
@@ -25,7 +25,7 @@ class Context:
 
     index_dir: str | None = None  # folder or Milvus URL; None: env RAGROUTE_INDEX(_DIR) or ~/.ragroute/index
     llm: str | None = None  # None: offline extractive generator; else "provider:model" for init_chat_model
-    reranker: str = "auto"  # auto|none|cohere|local|maxsim|cross-encoder:/path/to/model
+    reranker: str = "auto"  # auto|none|cohere|local|maxsim|ltr|cross-encoder:/path/to/model
     route: str = "auto"  # force a route (benchmarks, debugging) instead of classifying
     k_simple: int = 3
     k_expand: int = 10

@@ -279,6 +279,8 @@ def reranker(name: str) -> Reranker:
         built = rr.NoReranker()
     elif name == "maxsim":
         built = rr.MaxSimReranker(embedder())
+    elif name == "ltr":
+        built = rr.LtrReranker(embedder())
     elif name == "cohere":
         key = os.environ.get("COHERE_API_KEY")
         if not key:
@@ -289,7 +291,8 @@ def reranker(name: str) -> Reranker:
         built = rr.CrossEncoderReranker(name.partition(":")[2])
     else:
         raise ConfigError(
-            f"reranker={name!r} is unknown; options: auto, none, local, maxsim, cohere, cross-encoder:/path"
+            f"reranker={name!r} is unknown; options: auto, none, local, maxsim, ltr, cohere, "
+            "cross-encoder:/path"
         )
     with _lock:
         return _rerankers.setdefault(name, built)
