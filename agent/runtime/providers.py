@@ -215,11 +215,7 @@ def json_output(model: Any, schema: type[BaseModel], name: str) -> Any | None:
     """
     if name in _PLAIN_ONLY:
         return None
-    try:
-        from langchain_openai import ChatOpenAI
-    except ImportError:  # no OpenAI package: no OpenAI model either
-        ChatOpenAI = None  # noqa: N806
-    if ChatOpenAI is not None and isinstance(model, ChatOpenAI):
+    if _is_chat_openai(model):
         base = str(model.openai_api_base or "")
         if base and "api.openai.com" not in base:
             return model.bind(response_format={"type": "json_object", "schema": schema.model_json_schema()})
@@ -228,6 +224,14 @@ def json_output(model: Any, schema: type[BaseModel], name: str) -> Any | None:
         return model.with_structured_output(schema, include_raw=True)
     except (NotImplementedError, AttributeError, TypeError, ValueError):  # no tool calling / no such method
         return None
+
+
+def _is_chat_openai(model: Any) -> bool:
+    try:
+        from langchain_openai import ChatOpenAI
+    except ImportError:  # no OpenAI package: no OpenAI model either
+        return False
+    return isinstance(model, ChatOpenAI)
 
 
 def refuses_format(exc: BaseException) -> bool:

@@ -156,8 +156,10 @@ async def llm_json(
 
 
 def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0] if exc.errors() else {}
-    return f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg', exc)}"
+    errors = exc.errors()
+    if not errors:
+        return str(exc)
+    return f"{'.'.join(str(p) for p in errors[0]['loc'])}: {errors[0]['msg']}"
 
 
 async def llm_strings(

