@@ -7,8 +7,12 @@ claims with qrels are searched on each path, and nDCG@10, Recall@10, Recall@100 
 `--sweep` also re-fuses the cached per-path lists for a few general rrf_k / weight settings, on a *different*
 query set (scifact_dev's test claims by default) so the defaults are not tuned on the reported queries.
 
-Run: ``.venv/bin/python -m ragroute.evals.benchmarks.retrieval_scifact [--sweep] [--limit N]``
-Writes evals/results/retrieval_scifact.json and .md.
+`--backend milvus` builds the index in a Milvus Lite file instead (or `--index LOCATION`: any folder or
+Milvus URL, e.g. a `milvus-lite server` at milvus://127.0.0.1:19530/scifact; give a fresh one) and compares
+its numbers with the embedded backend's results file.
+
+Run: ``.venv/bin/python -m ragroute.evals.benchmarks.retrieval_scifact [--sweep] [--limit N] [--backend B]``
+Writes evals/results/retrieval_scifact.json and .md (retrieval_scifact_milvus.* for a Milvus index).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from ragroute.evals.datasets import resolve_dataset
 from ragroute.evals.metrics import hit_at_k, ndcg_at_k, recall_at_k
 from ragroute.tools.hybrid import rrf_fuse
 from ragroute.tools.index import HybridIndex, IndexConfig
+from ragroute.tools.index.config import is_milvus
 from ragroute.tools.types import Chunk
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -134,7 +139,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
     }
     with tempfile.TemporaryDirectory(prefix="scifact-index-") as tmp:
-        index = HybridIndex(IndexConfig(path=tmp))
+        index = HybridIndex(IndexConfig(path=location(args, tmp)))
         try:
             load_before = os.getloadavg()[0]
             wall, cpu = ingest(index, corpus)
@@ -208,6 +213,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "rows": sweep(dev_lists, dev_qrels)[:8],
         }
         result["sweep_train_same_grid"] = sweep(lists, qrels)[:8]
+    result["backend"] = {"kind": args.backend, "index": "temporary" if not args.index else args.index}
+    if args.backend == "milvus":
+        result["parity_vs_embedded"] = parity(result["metrics"], args.baseline)
     m = result["metrics"]
     result["targets"] = {
         "hybrid_ndcg_above_both": m["hybrid"]["ndcg@10"] > max(m["bm25"]["ndcg@10"], m["dense"]["ndcg@10"]),
@@ -215,6 +223,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "ingest_le_150s": result["ingest_s"] <= 150,
     }
     return result
+
+
+def location(args: argparse.Namespace, tmp: str) -> str:
+    """Where to build the benchmark index: --index, else a fresh folder or Milvus Lite file under `tmp`."""
+    if args.index:
+        return str(args.index)
+    if args.backend == "milvus":
+        os.environ.setdefault("RAGROUTE_STATE_DIR", os.path.join(tmp, "state"))  # no leftovers in ~
+        return f"milvus://{tmp}/scifact.db"
+    return tmp
+
+
+def parity(metrics_: dict[str, dict[str, float]], baseline: Path) -> dict[str, Any]:
+    """Differences from the embedded backend's results file (nDCG@10 and Recall@100 within 0.01)."""
+    if not baseline.exists():
+        return {"baseline": str(baseline), "missing": True}
+    base = json.loads(baseline.read_text())["metrics"]
+    delta = {
+        path: {k: round(metrics_[path][k] - base[path][k], 4) for k in metrics_[path]} for path in metrics_
+    }
+    within = all(abs(delta[p][k]) <= 0.01 for p in delta for k in ("ndcg@10", "recall@100"))
+    return {"baseline": baseline.name, "embedded": base, "delta": delta, "within_0.01": within}
 
 
 def write_markdown(result: dict[str, Any], path: Path) -> None:
@@ -226,7 +256,8 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
     lines = [
         "# Retrieval on SciFact (BEIR)",
         "",
-        f"{result['documents']} abstracts, {result['queries']} claims (qrels/train.tsv), one chunk each.",
+        f"{result['documents']} abstracts, {result['queries']} claims (qrels/train.tsv), one chunk each; "
+        f"backend: {result['backend']['kind']} ({result['backend']['index']} index).",
         "Produced by `python -m ragroute.evals.benchmarks.retrieval_scifact`.",
         "",
         "| path | nDCG@10 | Recall@10 | Recall@100 | hit@5 |",
@@ -245,6 +276,13 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         f"- config: {json.dumps(result['config'])}",
         f"- targets: {json.dumps(result['targets'])}",
     ]
+    if "parity_vs_embedded" in result and "delta" in result["parity_vs_embedded"]:
+        par = result["parity_vs_embedded"]
+        lines += ["", f"Milvus minus embedded ({par['baseline']}); within 0.01 on nDCG@10 and Recall@100:"]
+        lines += [f"{par['within_0.01']}", "", "| path | nDCG@10 | Recall@10 | Recall@100 | hit@5 |"]
+        lines.append("|---|---|---|---|---|")
+        for name, d in par["delta"].items():
+            lines.append(f"| {name} | {d['ndcg@10']} | {d['recall@10']} | {d['recall@100']} | {d['hit@5']} |")
     if "sweep_dev" in result:
         best = result["sweep_dev"]["rows"][0]
         lines.append(
@@ -259,8 +297,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=0, help="only the first N claims (smoke runs)")
     ap.add_argument("--sweep", action="store_true", help="also sweep rrf_k/weights on scifact_dev")
-    ap.add_argument("--out", default=str(RESULTS / "retrieval_scifact.json"))
+    ap.add_argument("--backend", choices=("embedded", "milvus"), default="embedded", help="index backend")
+    ap.add_argument("--index", default="", help="build the index here (a folder or Milvus URL; a fresh one)")
+    ap.add_argument(
+        "--baseline", type=Path, default=RESULTS / "retrieval_scifact.json", help=argparse.SUPPRESS
+    )
+    ap.add_argument("--out", default="")
     args = ap.parse_args()
+    if args.index and is_milvus(args.index):
+        args.backend = "milvus"
+    suffix = "_milvus" if args.backend == "milvus" else ""
+    args.out = args.out or str(RESULTS / f"retrieval_scifact{suffix}.json")
     result = run(args)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
