@@ -75,6 +75,8 @@ def connect(uri: str, url: str) -> Any:
         return MilvusClient(uri, token=os.environ.get("MILVUS_TOKEN", ""), timeout=10)
     except Exception as exc:  # pymilvus raises MilvusException or grpc errors; both mean "cannot reach"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if not uri.startswith(("http://", "https://")):  # a Lite file: one process holds its lock
+            first += " (is the file open in another process? a Milvus Lite file serves one process)"
         raise IndexError_(f"cannot reach Milvus at {url}: {first}") from None
 
 
