@@ -44,14 +44,15 @@ async def _llm_answer(ctx: Context, question: str, sources: list[dict], strict: 
 
 
 def _extractive(
-    question: str, sources: list[dict], strict: bool, subquestions: list[str], threshold: float
-) -> tuple[str, bool]:
+    question: str, sources: list[dict], strict: bool, subquestions: list[str], threshold: float | None
+) -> tuple[str, bool, float | None, dict[str, float]]:
+    """The extractive answer, whether it abstained, the answerability model's probability and features."""
     embed = providers.embedder()
     result = generate_extractive(
         question, sources, embed, abstain_text=ABSTAIN_TEXT, min_answerability=threshold, strict=strict
     )
     if result.abstained or not subquestions:
-        return result.text, result.abstained
+        return result.text, result.abstained, result.answerability, result.features
     # multi-hop synthesis: add the best sentence for each sub-question the answer does not cover yet
     extra = []
     for sub in subquestions:
@@ -61,12 +62,12 @@ def _extractive(
             embed,
             abstain_text="",
             min_score=PART_MIN_SCORE,
-            min_answerability=0.0,
+            check_answerable=False,
             max_sentences=1,
         )
         if part.text and part.text not in result.text and part.text not in extra:
             extra.append(part.text)
-    return " ".join([result.text, *extra]), False
+    return " ".join([result.text, *extra]), False, result.answerability, result.features
 
 
 @timed("generate")
@@ -77,6 +78,7 @@ async def generate(state: RAGState, runtime: Runtime[Context]) -> dict:
     sources = state.get("sources") or []
     strict = int(state.get("attempt") or 0) > 0
     update: dict[str, Any] = {"degradations": []}
+    answer_why: dict[str, float] = {}  # what the answerability model read (the trace explains an abstention)
     generator = GENERATOR_NAME
     if not sources:
         text, abstained = ABSTAIN_TEXT, True
@@ -91,9 +93,12 @@ async def generate(state: RAGState, runtime: Runtime[Context]) -> dict:
                 update["degradations"].append(degrade(ctx, "generate", exc) + "; used extractive generator")
         if generator == GENERATOR_NAME:
             subs = (state.get("subquestions") or []) if state.get("route") == "multihop" else []
-            text, abstained = await asyncio.to_thread(
+            text, abstained, answerable, features = await asyncio.to_thread(
                 _extractive, question, sources, strict, subs, ctx.answer_threshold
             )
+            if answerable is not None:  # the model's P(answerable) is the answer's confidence
+                update["confidence"] = round(answerable, 4)
+                answer_why = {k: round(v, 4) for k, v in features.items()}
     cited: list[int] = []
     repairs: list[str] = []
     if not abstained:
@@ -112,5 +117,15 @@ async def generate(state: RAGState, runtime: Runtime[Context]) -> dict:
         "draft_citations": cited,
         "generator": generator,
         "abstained": abstained,
-        "trace": [note("generate", generator=generator, strict=strict, cited=cited, repairs=repairs)],
+        "trace": [
+            note(
+                "generate",
+                generator=generator,
+                strict=strict,
+                cited=cited,
+                repairs=repairs,
+                answerability=update.get("confidence"),
+                answer_features=answer_why,
+            )
+        ],
     }

@@ -1,7 +1,8 @@
 """Deterministic offline answer generator: select the supporting sentences and stitch them with [n] cites.
 
 Used when no LLM is configured (generator name "extractive-offline"). It never writes a word that is not
-in a source; when no sentence answers the question (see `answerability`) it abstains.
+in a source; when the answerability model (tools/answerability.py, over `answer_features`) doubts that the
+sources answer the question, it abstains.
 """
 
 from __future__ import annotations
@@ -11,13 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from ragroute.tools.answerability import FEATURES, default_model
+from ragroute.tools.learned import LogisticModel
 from ragroute.tools.sentences import sentence_spans
 
 GENERATOR_NAME = "extractive-offline"
-# abstain unless a sentence answers at least this well on its own (`answerability`). Only this threshold
-# was fitted, on ClapNQ dev (0.83 answered / 0.81 abstained); 2-fold CV, threshold fitted on one half and
-# measured on the other: 0.80 / 0.80 (+-0.02 over random splits)
-MIN_ANSWERABILITY = 0.44
 ANSWERABILITY_TOP = 5  # candidates (by score) whose bare wording is checked: a few embeddings per query
 
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'\-.]*[A-Za-z0-9]|[A-Za-z0-9]")
@@ -130,43 +129,88 @@ _NUMBER = re.compile(
 )
 
 
+_ASKS_DATE = re.compile(r"^\s*when\b|\b(?:what|which) (?:year|date|day|month|century)\b", re.I)
+_ASKS_PERSON = re.compile(r"^\s*(?:who|whom|whose)\b", re.I)
+_DATE = re.compile(
+    r"\b(?:1[0-9]{3}|20[0-9]{2})s?\b|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d"
+    r"|\b\d{1,2} (?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)|\bcentury\b",
+    re.I,
+)
+_NAME = re.compile(r"(?<!^)(?<![.!?] )\b[A-Z][a-z]+")
+
+
+def answer_type_found(question: str, sentence: str) -> float | None:
+    """Whether the sentence holds the kind of thing the question asks for (a date for "when", a name not
+    in the question for "who"); None when the question asks for no such kind."""
+    if _ASKS_DATE.search(question):
+        return 1.0 if _DATE.search(sentence) else 0.0
+    if _ASKS_PERSON.search(question):
+        asked = {w.lower() for w in _WORD.findall(question)}
+        return 1.0 if any(m.group().lower() not in asked for m in _NAME.finditer(sentence)) else 0.0
+    return None
+
+
 def can_hold_answer(question: str, sentence: str) -> bool:
     """False when the question asks for a quantity ("how many ...") and the sentence states no number."""
     return not _ASKS_QUANTITY.search(question) or bool(_NUMBER.search(sentence))
 
 
-def answerability(
+def answer_features(
     question: str,
     scored: list[ScoredSentence],
     sources: list[dict],
     embed: Callable[[list[str]], np.ndarray],
     *,
     top: int = ANSWERABILITY_TOP,
-) -> float:
-    """How well the best candidate sentences answer the question in their own words (0..1).
+) -> dict[str, float]:
+    """What the answer-or-abstain model reads (names: tools/answerability.FEATURES).
 
     `score_sentences` reads a sentence with its document title in front, so any sentence of a document on
-    the question's topic scores well. Here the title is left out (a section heading stays: it says what
-    the passage under it is about, e.g. "Breaking changes"): 0.6 * cosine(question, sentence) + 0.4 *
-    share of the question's specific terms (those the title lacks) that the sentence holds; the best of
-    the `top` candidates counts; a sentence without a number cannot answer "how many".
+    the question's topic scores well. Here the title is also left out (a section heading stays: it says
+    what the passage under it is about, e.g. "Breaking changes"): cosine(question, bare sentence) and the
+    share of the question's specific terms (those the title lacks) the sentence holds, best of the `top`
+    candidates; a sentence without a number cannot answer "how many".
     """
     candidates = scored[:top]
+    out = dict.fromkeys(FEATURES, 0.0)
+    specific = content_terms(question)
+    out["question_terms"] = float(len(specific))
+    out["asks_quantity"] = 1.0 if _ASKS_QUANTITY.search(question) else 0.0
     if not candidates:
-        return 0.0
+        return out
     by_n = {int(s["n"]): s for s in sources}
     owners = [by_n.get(c.n, {}) for c in candidates]
     sections = [title_and_section(src)[1] for src in owners]
     texts = [in_context(sec, _with_question(c)) for c, sec in zip(candidates, sections, strict=True)]
     vectors = embed([question, *texts])
     sims = vectors[1:] @ vectors[0]
-    best = 0.0
+    out["best_score"] = candidates[0].score
+    out["best_similarity"] = candidates[0].similarity
+    out["best_overlap"] = candidates[0].overlap
+    out["score_gap"] = candidates[0].score - (candidates[1].score if len(candidates) > 1 else 0.0)
+    asked_terms = content_terms(question)
+    bare: list[float] = []
+    typed: list[float] = []
     for cand, src, section, text, sim in zip(candidates, owners, sections, texts, sims, strict=True):
         if not can_hold_answer(question, in_context(section, cand.text)):
             continue  # the number must be in the answer, not only in the question it answers
         specific = specific_terms(question, topic_terms(src))
-        best = max(best, 0.6 * float(sim) + 0.4 * overlap(specific, text))
-    return best
+        cover = overlap(specific, text)
+        bare.append(0.6 * float(sim) + 0.4 * cover)
+        out["bare_similarity"] = max(out["bare_similarity"], float(sim))
+        out["specific_overlap"] = max(out["specific_overlap"], cover)
+        out["specific_terms"] = max(out["specific_terms"], float(len(specific)))
+        out["novel_terms"] = max(out["novel_terms"], float(len(content_terms(cand.text) - asked_terms)))
+        found = answer_type_found(question, cand.text)
+        if found is not None:
+            typed.append(found)
+    if bare:
+        out["bare_score"] = max(bare)
+        out["bare_score_top3"] = float(np.mean(sorted(bare, reverse=True)[:3]))
+        out["has_candidate"] = 1.0
+    # asks for a date or a person and no candidate holds one
+    out["answer_type_missing"] = 1.0 if typed and max(typed) == 0.0 else 0.0
+    return out
 
 
 def _with_question(cand: ScoredSentence) -> str:
@@ -182,7 +226,8 @@ class ExtractiveAnswer:
     cited: list[int] = field(default_factory=list)
     sentences: list[ScoredSentence] = field(default_factory=list)
     best_score: float = 0.0
-    answerability: float | None = None
+    answerability: float | None = None  # probability that the sources answer the question
+    features: dict[str, float] = field(default_factory=dict)
     abstained: bool = False
 
 
@@ -220,21 +265,30 @@ def generate_extractive(
     *,
     abstain_text: str,
     min_score: float = 0.35,
-    min_answerability: float = MIN_ANSWERABILITY,
+    min_answerability: float | None = None,
+    check_answerable: bool = True,
     max_sentences: int = 3,
     strict: bool = False,
+    model: LogisticModel | None = None,
 ) -> ExtractiveAnswer:
     """Pick up to `max_sentences` supporting sentences (strict: fewer, closer to the best) and cite them.
 
-    Abstains when the best score is below `min_score` or no candidate answers the question on its own
-    words (`answerability` below `min_answerability`; 0 turns that check off)."""
+    Abstains when the best score is below `min_score` or, with `check_answerable`, when the answerability
+    model's probability that the sources answer the question is below `min_answerability` (None: the
+    model's own threshold, chosen by cross-validation)."""
     scored = score_sentences(question, sources, embed)
     best = scored[0].score if scored else 0.0
     if best < min_score:
         return ExtractiveAnswer(abstain_text, best_score=best, abstained=True)
-    answerable = answerability(question, scored, sources, embed) if min_answerability > 0 else None
-    if answerable is not None and answerable < min_answerability:
-        return ExtractiveAnswer(abstain_text, best_score=best, answerability=answerable, abstained=True)
+    answerable, features = None, {}
+    if check_answerable:
+        model = model or default_model()
+        features = answer_features(question, scored, sources, embed)
+        answerable = model.probability(features)
+        if answerable < (model.threshold if min_answerability is None else min_answerability):
+            return ExtractiveAnswer(
+                abstain_text, best_score=best, answerability=answerable, features=features, abstained=True
+            )
     keep_ratio, limit = (0.9, max(1, max_sentences - 1)) if strict else (0.75, max_sentences)
     chosen: list[ScoredSentence] = []
     seen_terms: list[set[str]] = []
@@ -247,7 +301,7 @@ def generate_extractive(
         chosen.append(cand)
         seen_terms.append(terms)
     text = " ".join(f"{_strip_end(' '.join(c.text.split()))} [{c.n}]." for c in chosen)
-    return ExtractiveAnswer(text, sorted({c.n for c in chosen}), chosen, best, answerable)
+    return ExtractiveAnswer(text, sorted({c.n for c in chosen}), chosen, best, answerable, features)
 
 
 def _strip_end(sentence: str) -> str:

@@ -1,5 +1,6 @@
-"""The extractive generator's answer-or-abstain decision (tools/extractive.answerability): a source on the
-question's topic that does not hold the specific answer is abstained on; one that holds it is answered."""
+"""The extractive generator's answer-or-abstain decision (tools/extractive.answer_features read by the
+trained model, tools/answerability.py): a source on the question's topic that does not hold the specific
+answer is abstained on; one that holds it is answered."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from ragroute.context import Context
 from ragroute.nodes.generate import generate
 from ragroute.runtime import providers
 from ragroute.state import ABSTAIN_TEXT
+from ragroute.tools.answerability import default_model
 from ragroute.tools.extractive import (
-    MIN_ANSWERABILITY,
-    answerability,
+    answer_features,
     can_hold_answer,
     generate_extractive,
     is_question,
@@ -68,7 +69,7 @@ def test_a_sentence_that_holds_the_answer_is_cited(question, source, expected):
     out = _answer(question, source)
     assert not out.abstained and out.cited == [1]
     assert expected in out.text and out.answerability is not None
-    assert out.answerability >= MIN_ANSWERABILITY
+    assert out.answerability >= default_model().threshold
 
 
 @pytest.mark.parametrize(
@@ -84,7 +85,7 @@ def test_a_related_source_without_the_answer_is_abstained_on(question):
     # the heading-in-context score alone would have answered: the source is on the question's topic
     assert out.best_score >= 0.55
     assert out.abstained and out.text == ABSTAIN_TEXT and out.cited == []
-    assert out.answerability is not None and out.answerability < MIN_ANSWERABILITY
+    assert out.answerability is not None and out.answerability < default_model().threshold
 
 
 def test_a_who_question_about_something_the_source_lacks_is_abstained_on():
@@ -97,8 +98,10 @@ def test_the_title_does_not_count_as_evidence():
     embed = providers.embedder()
     question = "When was the Eiffel Tower last repainted?"
     scored = score_sentences(question, [TOWER], embed)
-    assert answerability(question, scored, [TOWER], embed) < scored[0].score
-    assert answerability(question, [], [TOWER], embed) == 0.0
+    features = answer_features(question, scored, [TOWER], embed)
+    assert features["bare_score"] < features["best_score"] == scored[0].score
+    empty = answer_features(question, [], [TOWER], embed)
+    assert empty["bare_score"] == empty["best_score"] == empty["has_candidate"] == 0.0
 
 
 def test_specific_terms_leave_out_the_title_words():
