@@ -2,16 +2,18 @@
 
 `question_features` computes, for each question, exactly what classify computes at query time (the
 probe search through the run's search path, the structural features, the index's query vector).
-`fit_router` fits a standardised multinomial logistic regression and chooses the cost-aware thresholds
-by inner cross-validation; `cross_validate` measures the whole procedure on held-out folds (grouped by
-question, stratified by dataset). The result is a `RouterModel` (tools/router_model.py), applied with
-numpy at query time.
+`fit_router` fits one standardised logistic regression per route (does that route's final context
+hold the gold evidence; questions without gold passages left out) and routes to the best P(route) minus
+a cost weight times the route's relative latency; C and the cost weight are chosen by inner
+cross-validation (the largest weight whose held-out share solved stays within RECALL_TOLERANCE of the
+best forced route in every dataset). `cross_validate` measures the whole procedure on held-out folds
+(grouped by question, stratified by dataset). The result is a `RouterModel` (tools/router_model.py),
+applied with numpy at query time.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,9 +24,11 @@ from ragroute.runtime import providers
 from ragroute.runtime.retrieval import search
 from ragroute.tools.router_model import PROBE_K, ROUTES, STRUCTURAL, RouterModel, features
 
-C_GRID = (0.03, 0.1, 0.3)
-THRESHOLD_GRID = tuple(round(t, 2) for t in np.linspace(0.05, 0.95, 19))
-COST_WEIGHT = 0.03  # solve-rate points one route's worth of multihop latency must buy (see choose_thresholds)
+C_GRID = (0.01, 0.03, 0.1)
+# cost weights (share solved that one route's worth of multihop latency must buy) the training tries
+WEIGHT_GRID = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3)
+# share solved, per dataset, the cheapest acceptable weight may give up against the best forced route
+RECALL_TOLERANCE = 0.01  # 0.015 let inner-CV optimism through: 2.7 points lost out-of-fold
 INNER_FOLDS = 3
 
 
@@ -70,26 +74,25 @@ def design(
     return x
 
 
-def _fit_lr(x: np.ndarray, y: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _fit_solvers(
+    x: np.ndarray, solved: np.ndarray, c: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One logistic regression per route: does that route's final context hold the gold evidence."""
     from sklearn.linear_model import LogisticRegression  # training only
 
     mean = x.mean(axis=0)
     std = x.std(axis=0)
     scale = np.where(std > 1e-9, std, 1.0)
     coef = np.zeros((len(ROUTES), x.shape[1]))
-    if len(set(y.tolist())) == 1:  # one label only: that route, whatever the features
-        intercept = np.full(len(ROUTES), -30.0)
-        intercept[int(y[0])] = 0.0
-        return mean, scale, coef, intercept
-    clf = LogisticRegression(C=c, max_iter=3000, class_weight="balanced")
-    clf.fit((x - mean) / scale, y)
-    intercept = np.full(len(ROUTES), -30.0)  # a route never seen in training is never predicted
-    for i, cls in enumerate(clf.classes_):
-        if len(clf.classes_) == 2:  # binary sklearn: one row for the second class
-            sign = 1.0 if i == 1 else -1.0
-            coef[cls], intercept[cls] = sign * clf.coef_[0] / 2, sign * clf.intercept_[0] / 2
-        else:
-            coef[cls], intercept[cls] = clf.coef_[i], clf.intercept_[i]
+    intercept = np.zeros(len(ROUTES))
+    z = (x - mean) / scale
+    for i in range(len(ROUTES)):
+        y = solved[:, i]
+        if len(set(y.tolist())) == 1:  # always or never solved in training: that, whatever the features
+            intercept[i] = 12.0 if y[0] else -12.0
+            continue
+        clf = LogisticRegression(C=c, max_iter=3000).fit(z, y)
+        coef[i], intercept[i] = clf.coef_[0], clf.intercept_[0]
     return mean, scale, coef, intercept
 
 
@@ -97,46 +100,82 @@ def _labels(rows: Sequence[Question]) -> np.ndarray:
     return np.asarray([ROUTES.index(r.label) for r in rows])
 
 
+def _solved(rows: Sequence[Question]) -> np.ndarray:
+    return np.asarray([[q.solved[r] for r in ROUTES] for q in rows], dtype=float)
+
+
+def _has_gold(rows: Sequence[Question]) -> np.ndarray:
+    # a question without gold passages is "unsolved" by every route: no evidence about which route to take
+    return np.asarray([bool(q.extra.get("has_gold", True)) for q in rows])
+
+
 def route_costs(rows: Sequence[Question]) -> dict[str, float]:
     """Each route's median latency relative to multihop's (multihop = 1); the median, since the first
     questions of a run pay for loading models."""
     medians = {r: M.percentile([q.latency_ms[r] for q in rows], 50) or 0.0 for r in ROUTES}
     top = medians["multihop"] or max(medians.values()) or 1.0
-    return {r: round(medians[r] / top, 4) for r in ROUTES}
+    return {r: round(min(1.0, medians[r] / top), 4) for r in ROUTES}
 
 
-def utility(rows: Sequence[Question], routes: Sequence[str], costs: dict[str, float], weight: float) -> float:
-    """Share of questions whose chosen route held the gold evidence, minus `weight` x relative cost."""
-    solved = np.mean([q.solved[r] for q, r in zip(rows, routes, strict=True)])
-    cost = np.mean([costs[r] for r in routes])
-    return float(solved - weight * cost)
+def decide(probs: np.ndarray, penalty: np.ndarray) -> np.ndarray:
+    """Route index per row: the best P(route solves) - penalty, ties to the cheaper route (as
+    RouterModel.decide)."""
+    return np.argmax(np.round(probs - penalty, 9), axis=1)
 
 
-def _decide(probs: np.ndarray, t_multi: float, t_expand: float) -> list[str]:
-    out = []
-    for p in probs:
-        if p[2] >= t_multi:
-            out.append("multihop")
-        elif p[1] + p[2] >= t_expand:
-            out.append("expand")
-        else:
-            out.append("simple")
-    return out
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One decision rule (C and cost weight) scored on held-out predictions."""
+
+    c: float
+    weight: float
+    solved: float  # share of all rows whose route held the gold evidence
+    cost: float  # mean relative cost of the routes taken
+    by_dataset: dict[str, float]  # share solved among each dataset's questions with gold passages
 
 
-def choose_thresholds(
-    rows: Sequence[Question], probs: np.ndarray, weight: float = COST_WEIGHT
-) -> tuple[dict[str, float], float]:
-    """The (multihop, expand) probability cuts with the best utility on these (held-out) predictions."""
+def _gold_masks(rows: Sequence[Question]) -> dict[str, np.ndarray]:
+    gold = _has_gold(rows)
+    names = np.asarray([q.dataset for q in rows])
+    masks = {d: (names == d) & gold for d in dict.fromkeys(names.tolist())}
+    return {d: m for d, m in masks.items() if m.any()}
+
+
+def forced_recall(rows: Sequence[Question]) -> dict[str, dict[str, float]]:
+    """Per dataset, the share solved when every question is forced onto each route."""
+    solved = _solved(rows)
+    return {
+        d: {r: float(solved[m, i].mean()) for i, r in enumerate(ROUTES)} for d, m in _gold_masks(rows).items()
+    }
+
+
+def score(rows: Sequence[Question], probs: np.ndarray, c: float, weight: float) -> Setting:
+    """What routing these (held-out) predictions at this cost weight achieves."""
     costs = route_costs(rows)
-    best: tuple[float, float, float] | None = None
-    for t_m, t_e in itertools.product(THRESHOLD_GRID, THRESHOLD_GRID):
-        u = utility(rows, _decide(probs, t_m, t_e), costs, weight)
-        # ties: the higher cuts (cheaper routes)
-        if best is None or u > best[0] + 1e-12 or (abs(u - best[0]) <= 1e-12 and (t_m, t_e) > best[1:]):
-            best = (u, t_m, t_e)
-    assert best is not None
-    return {"multihop": float(best[1]), "expand": float(best[2])}, best[0]
+    cost = np.asarray([costs[r] for r in ROUTES])
+    idx = decide(probs, weight * cost)
+    got = _solved(rows)[np.arange(len(rows)), idx]
+    return Setting(
+        c=c,
+        weight=weight,
+        solved=float(got.mean()),
+        cost=float(cost[idx].mean()),
+        by_dataset={d: float(got[m].mean()) for d, m in _gold_masks(rows).items()},
+    )
+
+
+def choose_weight(
+    rows: Sequence[Question],
+    by_weight: dict[float, Setting],
+    tolerance: float = RECALL_TOLERANCE,
+) -> float:
+    """The largest cost weight (the cheapest routing) whose held-out share solved stays, in every dataset,
+    within `tolerance` of that dataset's best forced route; the smallest weight when none does."""
+    floor = {d: max(v.values()) - tolerance for d, v in forced_recall(rows).items()}
+    for w in sorted(by_weight, reverse=True):
+        if all(by_weight[w].by_dataset.get(d, 1.0) >= f - 1e-9 for d, f in floor.items()):
+            return w
+    return min(by_weight)
 
 
 def _folds(rows: Sequence[Question], k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -151,15 +190,81 @@ def _folds(rows: Sequence[Question], k: int, seed: int) -> list[tuple[np.ndarray
     return list(splitter.split(np.zeros(len(rows)), strata, groups))
 
 
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -40.0, 40.0)))
+
+
 def _oof_probs(rows: Sequence[Question], x: np.ndarray, c: float, k: int, seed: int) -> np.ndarray:
-    y = _labels(rows)
+    solved, gold = _solved(rows), _has_gold(rows)
     probs = np.zeros((len(rows), len(ROUTES)))
     for train, test in _folds(rows, k, seed):
-        mean, scale, coef, intercept = _fit_lr(x[train], y[train], c)
-        z = ((x[test] - mean) / scale) @ coef.T + intercept
-        z -= z.max(axis=1, keepdims=True)
-        probs[test] = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+        train = train[gold[train]]
+        mean, scale, coef, intercept = _fit_solvers(x[train], solved[train], c)
+        probs[test] = _sigmoid(((x[test] - mean) / scale) @ coef.T + intercept)
     return probs
+
+
+def fit_routers(
+    rows: Sequence[Question],
+    *,
+    embedding_model: str | None,
+    weights: Sequence[float] = WEIGHT_GRID,
+    use_embedding: bool = True,
+    structural: Sequence[str] = STRUCTURAL,
+    seed: int = 0,
+    tolerance: float = RECALL_TOLERANCE,
+    about: dict[str, Any] | None = None,
+) -> tuple[dict[float, RouterModel], float]:
+    """One model per cost weight (its C chosen by inner cross-validation on these rows at that weight),
+    and the weight `choose_weight` picks from the same inner predictions."""
+    x = design(rows, use_embedding, structural)
+    solved, gold = _solved(rows), _has_gold(rows)
+    weights = tuple(dict.fromkeys(float(w) for w in weights))
+    by_weight = {w: Setting(C_GRID[0], w, 0.0, 0.0, {}) for w in weights}
+    if gold.sum() >= 2 * INNER_FOLDS:
+        probs = {c: _oof_probs(rows, x, c, INNER_FOLDS, seed) for c in C_GRID}
+        for w in weights:  # ties: the smaller C (the simpler model)
+            by_weight[w] = max(
+                (score(rows, probs[c], c, w) for c in C_GRID),
+                key=lambda s: (round(s.solved - s.weight * s.cost, 9), -s.c),
+            )
+    chosen = choose_weight(rows, by_weight, tolerance) if len(weights) > 1 else weights[0]
+    inner = {
+        str(w): {"C": s.c, "solved": round(s.solved, 4), "cost": round(s.cost, 4)}
+        | {f"solved_{d}": round(v, 4) for d, v in s.by_dataset.items()}
+        for w, s in by_weight.items()
+    }
+    costs = route_costs(rows)
+    fitted = {c: _fit_solvers(x[gold], solved[gold], c) for c in {s.c for s in by_weight.values()}}
+    models = {}
+    for w, s in by_weight.items():
+        mean, scale, coef, intercept = fitted[s.c]
+        models[w] = RouterModel(
+            classes=ROUTES,
+            structural=tuple(structural),
+            embedding_model=embedding_model if use_embedding else None,
+            embedding_dim=len(rows[0].vector) if use_embedding else 0,
+            mean=mean,
+            scale=scale,
+            coef=coef,
+            intercept=intercept,
+            decision="expected",
+            penalty={r: round(w * costs[r], 6) for r in ROUTES},
+            about={
+                "C": s.c,
+                "cost_weight": w,
+                "cost_weight_chosen_by": (
+                    f"inner {INNER_FOLDS}-fold CV: the largest of {list(weights)} whose share solved stays "
+                    f"within {tolerance:.3f} of the best forced route in every dataset"
+                    if len(weights) > 1
+                    else "fixed"
+                ),
+                "inner_cv_by_weight": inner,
+                "route_costs": costs,
+                **(about or {}),
+            },
+        )
+    return models, chosen
 
 
 def fit_router(
@@ -168,33 +273,23 @@ def fit_router(
     embedding_model: str | None,
     use_embedding: bool = True,
     structural: Sequence[str] = STRUCTURAL,
-    weight: float = COST_WEIGHT,
+    weight: float | None = None,
     seed: int = 0,
+    tolerance: float = RECALL_TOLERANCE,
     about: dict[str, Any] | None = None,
 ) -> RouterModel:
-    """Fit on `rows`: C and the thresholds chosen by inner cross-validation on these rows only."""
-    x = design(rows, use_embedding, structural)
-    y = _labels(rows)
-    best: tuple[float, float, dict[str, float]] | None = None
-    if len(set(y)) > 1 and len(rows) >= 2 * INNER_FOLDS:
-        for c in C_GRID:
-            thresholds, u = choose_thresholds(rows, _oof_probs(rows, x, c, INNER_FOLDS, seed), weight)
-            if best is None or u > best[0]:
-                best = (u, c, thresholds)
-    c, thresholds = (best[1], best[2]) if best else (C_GRID[0], {"multihop": 0.5, "expand": 0.5})
-    mean, scale, coef, intercept = _fit_lr(x, y, c)
-    return RouterModel(
-        classes=ROUTES,
-        structural=tuple(structural),
-        embedding_model=embedding_model if use_embedding else None,
-        embedding_dim=len(rows[0].vector) if use_embedding else 0,
-        mean=mean,
-        scale=scale,
-        coef=coef,
-        intercept=intercept,
-        thresholds=thresholds,
-        about={"C": c, "cost_weight": weight, "route_costs": route_costs(rows), **(about or {})},
+    """Fit on `rows`: C and (unless `weight` is given) the cost weight chosen by inner CV."""
+    models, chosen = fit_routers(
+        rows,
+        embedding_model=embedding_model,
+        weights=WEIGHT_GRID if weight is None else (weight,),
+        use_embedding=use_embedding,
+        structural=structural,
+        seed=seed,
+        tolerance=tolerance,
+        about=about,
     )
+    return models[chosen]
 
 
 def cross_validate(
@@ -204,23 +299,35 @@ def cross_validate(
     seed: int = 0,
     use_embedding: bool = True,
     structural: Sequence[str] = STRUCTURAL,
-    weight: float = COST_WEIGHT,
+    weight: float | None = None,
+    tolerance: float = RECALL_TOLERANCE,
 ) -> list[dict[str, Any]]:
-    """Out-of-fold route and probabilities per question (each fold's model never saw its questions)."""
+    """Out-of-fold route and probabilities per question (each fold's model never saw its questions);
+    `by_weight` holds the route each fixed cost weight would have taken, `weight` the one chosen."""
+    weights = WEIGHT_GRID if weight is None else (weight,)
     out: list[dict[str, Any]] = [{} for _ in rows]
     for i, (train, test) in enumerate(_folds(rows, folds, seed)):
         part = [rows[j] for j in train]
-        model = fit_router(
+        models, chosen = fit_routers(
             part,
             embedding_model="cv",
+            weights=weights,
             use_embedding=use_embedding,
             structural=structural,
-            weight=weight,
             seed=seed,
+            tolerance=tolerance,
         )
         x = design([rows[j] for j in test], use_embedding, structural)
-        for j, p in zip(test, model.probabilities(x), strict=True):
-            out[j] = {"fold": i, "route": model.decide(p), "probs": [round(float(v), 4) for v in p]}
+        probs = {w: m.probabilities(x) for w, m in models.items()}
+        for n, j in enumerate(test):
+            p = probs[chosen][n]
+            out[j] = {
+                "fold": i,
+                "weight": chosen,
+                "route": models[chosen].decide(p),
+                "probs": [round(float(v), 4) for v in p],
+                "by_weight": {w: models[w].decide(probs[w][n]) for w in models},
+            }
     return out
 
 

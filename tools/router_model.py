@@ -6,8 +6,12 @@ the question word, and the shape of the probe retrieval (score spread, dense/BM2
 retrieved title is named). The model is fitted offline by ragroute.evals.router_training (scikit-learn)
 and shipped as JSON (tools/models/router.json); reading and applying it needs only numpy.
 
-The decision is cost-aware: multihop when P(multihop) reaches its threshold, else expand when
-P(expand) + P(multihop) reaches its threshold, else simple. Both thresholds are chosen at training time.
+The decision is cost-aware. A model trained by this version ("expected" decision) holds one logistic
+regression per route, P(that route's final context holds the gold evidence), and takes the route with
+the highest P(route) - penalty(route), the penalty being a cost weight times the route's relative latency
+(chosen at training time; ties go to the cheaper route). Older files ("thresholds" decision) hold a
+multinomial model over the cheapest solving route: multihop when P(multihop) reaches its threshold, else
+expand when P(expand) + P(multihop) reaches its threshold, else simple.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ ROUTES = ("simple", "expand", "multihop")  # cheapest first
 MODEL_PATH = Path(__file__).resolve().parent / "models" / "router.json"
 MODEL_ENV = "RAGROUTE_ROUTER_MODEL"
 FORMAT = "ragroute-router/1"
+DECISIONS = ("expected", "thresholds")
 PROBE_K = 10  # classify's probe search depth, whose hits the probe features describe
 
 # general shapes of a question that names what it asks for through something else (a bridge)
@@ -150,7 +155,8 @@ def features(question: str, probe: Sequence[Mapping[str, Any]]) -> dict[str, Any
 
 @dataclass(frozen=True)
 class RouterModel:
-    """P(route) = softmax(((x - mean) / scale) @ coef.T + intercept) over [structural..., embedding...]."""
+    """z = ((x - mean) / scale) @ coef.T + intercept over [structural..., embedding...]; P(route) is
+    sigmoid(z) per route ("expected": does this route find the evidence) or softmax(z) ("thresholds")."""
 
     classes: tuple[str, ...]
     structural: tuple[str, ...]
@@ -160,8 +166,11 @@ class RouterModel:
     scale: np.ndarray
     coef: np.ndarray  # (classes, features)
     intercept: np.ndarray  # (classes,)
-    thresholds: dict[str, float]  # {"multihop": P(multihop) cut, "expand": P(expand or multihop) cut}
+    # "thresholds" only: {"multihop": P(multihop) cut, "expand": P(expand or multihop) cut}
+    thresholds: dict[str, float] = field(default_factory=dict)
     about: dict[str, Any] = field(default_factory=dict)
+    decision: str = "thresholds"  # or "expected"
+    penalty: dict[str, float] = field(default_factory=dict)  # "expected" only: subtracted from P(route)
 
     def __post_init__(self) -> None:
         n = len(self.structural) + self.embedding_dim
@@ -176,6 +185,13 @@ class RouterModel:
         unknown = set(self.structural) - set(STRUCTURAL)
         if unknown:
             raise ValueError(f"unknown structural features {sorted(unknown)}; options: {list(STRUCTURAL)}")
+        if self.decision not in DECISIONS:
+            raise ValueError(f"decision {self.decision!r} is not one of {list(DECISIONS)}")
+        if self.decision == "expected":
+            for name in ROUTES:
+                if not 0.0 <= float(self.penalty.get(name, -1)) <= 1.0:
+                    raise ValueError(f"penalty {name!r} must be in [0, 1], got {self.penalty.get(name)!r}")
+            return
         for name in ("multihop", "expand"):
             if not 0.0 <= float(self.thresholds.get(name, -1)) <= 1.0:
                 raise ValueError(f"threshold {name!r} must be in [0, 1], got {self.thresholds.get(name)!r}")
@@ -194,13 +210,19 @@ class RouterModel:
     def probabilities(self, matrix: np.ndarray) -> np.ndarray:
         """P(route) for rows of features in the model's order, one column per route."""
         z = ((np.atleast_2d(matrix) - self.mean) / self.scale) @ self.coef.T + self.intercept
+        if self.decision == "expected":
+            return 1.0 / (1.0 + np.exp(-np.clip(z, -40.0, 40.0)))
         z -= z.max(axis=1, keepdims=True)
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)
 
     def decide(self, probs: Sequence[float]) -> str:
-        """The cheapest route unless the probability that a costlier one is needed reaches its threshold."""
+        """The route with the best P(route) - penalty ("expected"; ties: the cheaper), or the cheapest route
+        unless the probability that a costlier one is needed reaches its threshold ("thresholds")."""
         p = dict(zip(self.classes, (float(v) for v in probs), strict=True))
+        if self.decision == "expected":
+            gain = [round(p[r] - self.penalty[r], 9) for r in ROUTES]
+            return ROUTES[gain.index(max(gain))]
         if p["multihop"] >= self.thresholds["multihop"]:
             return "multihop"
         if p["expand"] + p["multihop"] >= self.thresholds["expand"]:
@@ -216,7 +238,11 @@ class RouterModel:
         """The JSON form."""
         return {
             "format": FORMAT,
-            "kind": "standardised multinomial logistic regression",
+            "kind": "standardised logistic regression per route"
+            if self.decision == "expected"
+            else "standardised multinomial logistic regression",
+            "decision": self.decision,
+            "penalty": dict(self.penalty),
             "classes": list(self.classes),
             "structural_features": list(self.structural),
             "embedding": {"model": self.embedding_model, "dim": self.embedding_dim},
@@ -252,8 +278,10 @@ class RouterModel:
             scale=np.asarray(data["scale"], dtype=float),
             coef=np.asarray(data["coef"], dtype=float),
             intercept=np.asarray(data["intercept"], dtype=float),
-            thresholds={k: float(v) for k, v in dict(data["thresholds"]).items()},
+            thresholds={k: float(v) for k, v in dict(data.get("thresholds") or {}).items()},
             about=dict(data.get("about") or {}),
+            decision=str(data.get("decision") or "thresholds"),
+            penalty={k: float(v) for k, v in dict(data.get("penalty") or {}).items()},
         )
 
 

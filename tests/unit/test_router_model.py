@@ -69,15 +69,20 @@ def test_shipped_model_loads_and_describes_itself():
     assert model.classes == ROUTES and model.structural == STRUCTURAL
     assert model.embedding_model == "minilm" and model.embedding_dim == 384
     assert data["about"]["training_data"]["questions"] > 300  # what it was fitted on is recorded
-    assert 0.0 <= model.thresholds["multihop"] <= 1.0 and 0.0 <= model.thresholds["expand"] <= 1.0
+    assert (
+        model.decision == "expected"
+        and str(data["about"]["cost_weight"]) in data["about"]["inner_cv_by_weight"]
+    )
+    # the penalty grows with the route's cost: simple <= expand <= multihop
+    assert 0.0 <= model.penalty["simple"] <= model.penalty["expand"] <= model.penalty["multihop"] <= 1.0
 
 
-def test_probabilities_sum_to_one_and_inference_is_deterministic():
+def test_per_route_probabilities_and_inference_is_deterministic():
     model = load_router()
     rng = np.random.default_rng(0)
     rows = rng.normal(size=(20, len(model.mean))) * model.scale + model.mean
     probs = model.probabilities(rows)
-    assert probs.shape == (20, 3) and np.allclose(probs.sum(axis=1), 1.0) and (probs >= 0).all()
+    assert probs.shape == (20, 3) and (probs >= 0).all() and (probs <= 1).all()  # one P(solves) per route
     assert np.array_equal(probs, model.probabilities(rows))
     f = features("Which is longer, the Vell or the Asker?", [])
     assert model.route(f, None) == model.route(f, None)
@@ -146,7 +151,8 @@ def test_model_round_trips_through_json(tmp_path):
     path = tmp_path / "copy.json"
     model.save(path)
     again = load_router(path)
-    assert np.allclose(again.coef, model.coef, rtol=1e-5) and again.thresholds == model.thresholds
+    assert np.allclose(again.coef, model.coef, rtol=1e-5) and again.penalty == model.penalty
+    assert again.decision == model.decision
     assert isinstance(again, RouterModel)
 
 
@@ -164,3 +170,66 @@ def test_model_round_trips_through_json(tmp_path):
 def test_routes_on_a_real_index(index_dir, question, routes):
     out = ask(question, index_dir=index_dir, all_access=True, cache=False)
     assert out["route"] in routes
+
+
+def _question(dataset: str, i: int, solved: dict[str, float], label: str):
+    from ragroute.evals.router_training import Question
+
+    return Question(
+        dataset=dataset,
+        qid=f"{dataset}{i}",
+        text=f"invented question {dataset} {i}",
+        feats={"log_words": float(ROUTES.index(label)) + 0.01 * i},
+        vector=[float(i % 3), 1.0],
+        solved=solved,
+        latency_ms={"simple": 100.0, "expand": 300.0, "multihop": 600.0},
+        label=label,
+        extra={"has_gold": True},
+    )
+
+
+def test_cost_weight_is_the_largest_within_tolerance_of_the_best_forced_route():
+    from ragroute.evals.router_training import Setting, choose_weight
+
+    # forced multihop solves all 10, forced simple 9 of them
+    rows = [
+        _question("a", i, {"simple": float(i > 0), "expand": 1.0, "multihop": 1.0}, "simple")
+        for i in range(10)
+    ]
+
+    def at(share: float) -> Setting:
+        return Setting(0.1, {"multihop": 0.5, "expand": 0.5}, share, 0.5, {"a": share})
+
+    by_weight = {0.0: at(1.0), 0.05: at(0.99), 0.1: at(0.98), 0.2: at(0.9)}
+    assert choose_weight(rows, by_weight, tolerance=0.015) == 0.05
+    assert choose_weight(rows, by_weight, tolerance=0.1) == 0.2
+    assert (
+        choose_weight(rows, {0.1: at(0.5), 0.2: at(0.4)}, tolerance=0.015) == 0.1
+    )  # none fits: the smallest
+
+
+def test_expected_decision_takes_the_best_probability_minus_penalty_ties_to_the_cheaper():
+    model = load_router()
+    pen = {"simple": 0.05, "expand": 0.1, "multihop": 0.2}
+    m = RouterModel(**{**model.__dict__, "penalty": pen})
+    assert m.decide([0.5, 0.5, 0.9]) == "multihop"  # 0.7 beats 0.45 and 0.4
+    assert m.decide([0.9, 0.95, 1.0]) == "simple"  # 0.85 vs 0.85 vs 0.8: the tie goes to the cheaper
+    assert m.decide([0.2, 0.6, 0.7]) == "expand"
+    with pytest.raises(ValueError, match="penalty"):
+        RouterModel(**{**model.__dict__, "penalty": {"simple": 0.1}})
+
+
+def test_fit_router_records_the_weight_it_chose_and_routes_by_it():
+    from ragroute.evals.router_training import WEIGHT_GRID, cross_validate, fit_router
+
+    rows = []
+    for i in range(30):  # multihop alone solves the "m" questions; every route solves the "s" ones
+        rows.append(_question("d", i, {"simple": 0.0, "expand": 0.0, "multihop": 1.0}, "multihop"))
+        rows.append(_question("d", 100 + i, {"simple": 1.0, "expand": 1.0, "multihop": 1.0}, "simple"))
+    model = fit_router(rows, embedding_model=None, use_embedding=False, structural=("log_words",))
+    assert model.about["cost_weight"] in WEIGHT_GRID
+    assert set(model.about["inner_cv_by_weight"]) == {str(w) for w in WEIGHT_GRID}
+    oof = cross_validate(rows, folds=3, use_embedding=False, structural=("log_words",))
+    assert all(o["route"] == o["by_weight"][o["weight"]] for o in oof)
+    # the chosen weight keeps what every question needs: nothing is lost out of fold
+    assert all(r.solved[o["route"]] == 1.0 for r, o in zip(rows, oof, strict=True))
