@@ -66,7 +66,16 @@ def test_no_raw_value_left_on_disk(
     stored_under: Callable[[], list[Path]],
     monkeypatch: pytest.MonkeyPatch,
     how: str,
+    backend: str,
+    request: pytest.FixtureRequest,
 ) -> None:
+    if backend == "milvus-server":
+        reason = (
+            "Milvus server: deleted rows stay in the collections' wal/*.arrow (compaction is a no-op on a "
+            "milvus-lite server and asynchronous on a cluster; the Lite rewrite runs for Lite files only)"
+        )
+        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+
     def raw() -> list[str]:
         return [hit for where in stored_under() for hit in raw_on_disk(str(where))]
 
