@@ -17,7 +17,7 @@ from ragroute.prompts.verify import VERIFY_PROMPT, scores_reply
 from ragroute.runtime import providers
 from ragroute.runtime.steps import degrade, format_sources, llm_json, note, timed
 from ragroute.state import ABSTAIN_TEXT, RAGState
-from ragroute.tools.extractive import score_sentences
+from ragroute.tools.extractive import GENERATOR_NAME, score_sentences
 from ragroute.tools.faithfulness import score_answer
 
 UNRELATED_SIMILARITY = 0.5  # below this MiniLM cosine, with no shared word, a claim is not in its sources
@@ -96,7 +96,9 @@ async def verify(state: RAGState, runtime: Runtime[Context]) -> dict:
     score = sum(c["support"] for c in claims) / len(claims) if claims else 0.0
     weak = [c for c in claims if c["support"] < ctx.faithfulness_threshold]
     faithful = bool(claims) and not weak
-    if faithful:
+    if faithful and state.get("generator") == GENERATOR_NAME and state.get("confidence") is not None:
+        verdict, extra = "faithful", {}  # generate's P(answerable) (tools/answerability.py) is the confidence
+    elif faithful:
         retrieval = await asyncio.to_thread(question_support, state["question"], sources)
         verdict, extra = "faithful", {"confidence": round(0.5 * score + 0.5 * retrieval, 4)}
     elif attempt < ctx.max_retries:

@@ -144,3 +144,25 @@ def test_support_of_a_verbatim_sentence_needs_no_model_call_but_a_paraphrase_doe
     assert len(calls) == 1 and 0.0 < paraphrase[0].similarity < 1.0
     unrelated = score_answer("The office cat likes tuna. [1]", SOURCES, embed)
     assert unrelated[0].support < paraphrase[0].support
+
+
+async def test_verify_keeps_the_extractive_answers_answerability_as_its_confidence():
+    state = {"question": QUESTION, "sources": SOURCES}
+    drafted = await generate(state, rt())
+    assert drafted["generator"] == "extractive-offline" and not drafted["abstained"]
+    merged = {**state, **drafted}
+    out = await verify(merged, rt())
+    assert out["trace"][0]["verdict"] == "faithful"
+    assert {**merged, **out}["confidence"] == drafted["confidence"]  # P(answerable), not overwritten
+
+
+async def test_verify_sets_the_confidence_of_an_llm_answer():
+    state = {
+        "question": QUESTION,
+        "sources": SOURCES,
+        "answer": "Access tokens expire after 15 minutes [1].",
+        "generator": "fake:gen",
+        "confidence": 0.123,  # left over from an earlier extractive attempt: not the LLM answer's
+    }
+    out = await verify(state, rt())
+    assert out["trace"][0]["verdict"] == "faithful" and out["confidence"] not in (None, 0.123)
