@@ -33,6 +33,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import cachetools
@@ -181,7 +182,9 @@ class MilvusBackend:
         for doc in docs:
             row = current.get(doc.doc_id)
             live = row is not None and row["state"] == R.LIVE
-            if live and row["content_hash"] == doc.content_hash and row["vids"] == _vids_digest(doc):
+            stored = (row["content_hash"], row["vids"]) if row is not None else None
+            same = stored == (doc.content_hash, _vids_digest(doc))
+            if live and same:
                 statuses.append("unchanged")
                 continue
             statuses.append("updated" if live else "added")
@@ -460,12 +463,10 @@ class MilvusBackend:
             return
         with self._write_lock, self._gate.exclusive():
             for role in ("chunks", "parents", "sentences", "documents"):
-                name = self.names[role]
-                rewrite(
-                    self.client,
-                    name,
-                    lambda new, role=role: create_collection(self.client, role, new, self._dim),
-                )
+                rewrite(self.client, self.names[role], partial(self._create, role))
+
+    def _create(self, role: str, name: str) -> None:
+        create_collection(self.client, role, name, self._dim)
 
     def close(self) -> None:
         """Close the client."""
