@@ -46,7 +46,7 @@ class Context:
     faithfulness_threshold: float = 0.5
     # extractive generator abstains when the answerability model's P(answerable) is below this
     # (tools/answerability.py; the shipped model's threshold, chosen by cross-validation on ClapNQ dev)
-    answer_threshold: float = 0.46
+    answer_threshold: float = 0.5
     max_retries: int = 1
     max_subquestions: int = 4
     num_variants: int = 3
