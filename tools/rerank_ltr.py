@@ -3,8 +3,8 @@
 Every feature is something the search already computed (fused score and rank, each source's rank and raw
 score) or what the MaxSim reranker computes (best sentence cosine), plus the share of query terms in the
 title and the freshness factor (1.0 when freshness decay is off or the hit is undated). Trained by
-evals/benchmarks/rerank_ltr.py on SciFact train qrels (logistic regression, relevant vs not); applied
-with numpy (tools/learned.py).
+evals/benchmarks/rerank_ltr.py on SciFact train and HotpotQA dev qrels (logistic regression, relevant
+vs not); applied with numpy (tools/learned.py).
 """
 
 from __future__ import annotations

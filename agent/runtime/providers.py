@@ -260,11 +260,14 @@ def cost_usd(spec: str | None, prompt_tokens: int, completion_tokens: int) -> fl
 
 
 def resolve_reranker_name(name: str) -> str:
-    """ "auto" -> "cohere" with COHERE_API_KEY, else "local"; "local" -> the measured offline default."""
+    """ "auto" -> "cohere" with COHERE_API_KEY, else "local"; "local" -> a reranker bound through
+    Providers (it stays "local"), else the measured offline default (rerankers.OFFLINE_DEFAULT)."""
     if name == "auto":
         name = "cohere" if os.environ.get("COHERE_API_KEY") else "local"
     if name == "local":
-        name = rr.OFFLINE_DEFAULT
+        bound = _CURRENT.get()
+        # an offline default of "none" must not switch off a reranker the caller passed in
+        name = "local" if bound is not None and bound.reranker is not None else rr.OFFLINE_DEFAULT
     return name
 
 

@@ -70,3 +70,18 @@ def test_the_shipped_model_matches_the_features_and_is_selectable_by_name():
     assert isinstance(providers.reranker("ltr"), LtrReranker)
     ranked = providers.reranker("ltr").rerank("Does insulin resistance cause diabetes?", HITS)
     assert sorted(h["chunk_id"] for h in ranked) == ["a", "b", "c"]
+
+
+def _cv(gains: dict[str, tuple[float, float]]) -> dict:
+    return {"systems": {name: {"gain_mean": g, "gain_se": se} for name, (g, se) in gains.items()}}
+
+
+def test_the_default_must_beat_plain_by_two_standard_errors_on_every_dataset():
+    from ragroute.evals.benchmarks.rerank_ltr import choose_default
+
+    strong = _cv({"maxsim": (0.02, 0.004), "ltr": (0.03, 0.005)})
+    assert choose_default({"a": strong, "b": strong}) == "ltr"
+    noisy_ltr = _cv({"maxsim": (0.01, 0.002), "ltr": (0.012, 0.008)})  # ltr within 2 SE on b
+    assert choose_default({"a": strong, "b": noisy_ltr}) == "maxsim"
+    flat = _cv({"maxsim": (0.001, 0.002), "ltr": (-0.004, 0.003)})
+    assert choose_default({"a": strong, "b": flat}) == "none"
