@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,17 +27,16 @@ from ragroute.server.serve import register as register_serve
 from ragroute.tools.errors import InputError, RagrouteError
 from ragroute.tools.filters import parse_filter
 from ragroute.tools.loaders import sample_corpus_dir
+from ragroute.tools.location import default_location
 from ragroute.tools.metadata import parse_meta_args
 
-DEFAULT_INDEX_DIR = Path.home() / ".ragroute" / "index"
 QUICKSTART_QUESTION = "What is the maximum lifetime of an API token?"
 
 
 def index_dir(args: argparse.Namespace) -> str:
     """The index: --index, else RAGROUTE_INDEX or RAGROUTE_INDEX_DIR, else ~/.ragroute/index (a folder, or a
     Milvus URL: milvus://HOST:PORT/NAME or milvus:///FILE.db)."""
-    env = os.environ.get("RAGROUTE_INDEX") or os.environ.get("RAGROUTE_INDEX_DIR")
-    return str(args.index or env or DEFAULT_INDEX_DIR)
+    return str(args.index or default_location())
 
 
 def _print_json(data: Any) -> None:

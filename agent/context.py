@@ -13,6 +13,7 @@ from typing import Any
 
 from ragroute.tools.errors import ConfigError, value_problem
 from ragroute.tools.hybrid import validate_weights
+from ragroute.tools.location import default_location
 
 RERANKERS = ("auto", "none", "cohere", "local", "maxsim", "ltr")
 ROUTE_CHOICES = ("auto", "simple", "expand", "multihop")
@@ -151,10 +152,7 @@ class Context:
     def resolved_index_dir(self) -> str:
         """The index directory this run uses."""
         return (  # a folder, or a Milvus URL (milvus://HOST:PORT/NAME, milvus:///FILE.db)
-            self.index_dir
-            or os.environ.get("RAGROUTE_INDEX")
-            or os.environ.get("RAGROUTE_INDEX_DIR")
-            or os.path.expanduser("~/.ragroute/index")
+            self.index_dir or default_location()
         )
 
     def k_for(self, route: str) -> int:

@@ -74,9 +74,9 @@ def _store(args: argparse.Namespace) -> FeedbackStore:
     # imported when a command runs: `ragroute --help` and other commands stay free of numpy
     from ragroute.runtime.feedback import FeedbackStore
     from ragroute.tools.index.config import local_folder
+    from ragroute.tools.location import default_location
 
-    location = args.index or os.environ.get("RAGROUTE_INDEX") or os.environ.get("RAGROUTE_INDEX_DIR")
-    folder = local_folder(location or str(Path.home() / ".ragroute" / "index"))  # Milvus: its state folder
+    folder = local_folder(args.index or default_location())  # Milvus: its state folder
     if not os.path.isdir(folder):
         raise InputError(f"index folder {folder!r} does not exist")
     return FeedbackStore(folder)

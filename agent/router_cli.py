@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ragroute.tools.errors import InputError
+from ragroute.tools.location import default_location
 
 
 def register_router(sub: Any) -> argparse.ArgumentParser:
@@ -50,7 +51,7 @@ def cmd_train_router(args: argparse.Namespace) -> int:
     from ragroute.evals.datasets import load_dataset
 
     progress = not (args.no_progress or args.json)
-    index_dir = getattr(args, "index", None) or os.environ.get("RAGROUTE_INDEX_DIR")
+    index_dir = getattr(args, "index", None) or default_location()
     datasets = [load_dataset(spec) for spec in args.data]  # every argument checked before any work
     rows: list[Any] = []
     embedders = set()
@@ -82,13 +83,21 @@ def cmd_train_router(args: argparse.Namespace) -> int:
         )
     model = T.fit_router(rows, embedding_model=embedders.pop(), about=about, **kw)
     model.save(out)
-    report = {"model": str(out), "questions": len(rows), "labels": labels, "thresholds": model.thresholds}
+    report = {
+        "model": str(out),
+        "questions": len(rows),
+        "labels": labels,
+        "thresholds": model.thresholds,
+        "penalty": model.penalty,
+        "cost_weight": model.about.get("cost_weight"),
+    }
     if args.cv:
         report["cv_route_accuracy"] = about["training_data"]["cv_route_accuracy"]
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print(f"wrote {out}: {len(rows)} questions, silver labels {labels}, thresholds {model.thresholds}")
+        rule = f"route penalties {model.penalty}" if model.penalty else f"thresholds {model.thresholds}"
+        print(f"wrote {out}: {len(rows)} questions, silver labels {labels}, {rule}")
         if args.cv:
             print(
                 f"{args.cv}-fold route accuracy against the silver labels: {report['cv_route_accuracy']:.3f}"

@@ -37,6 +37,7 @@ from ragroute.server.state import (
 from ragroute.server.threads import add_thread_routes
 from ragroute.tools.errors import ConfigError, InputError, ProviderError, RagrouteError, printable
 from ragroute.tools.index.milvus_location import is_milvus
+from ragroute.tools.location import default_location
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -146,7 +147,7 @@ def create_app(
     route but /health and /ready needs a valid X-API-Key; without keys callers run as `anonymous`
     (public documents only). `index`: an already open HybridIndex to serve (tests, embedding apps).
     `max_batch_inputs`: the most inputs one /ask/batch may carry (more: 413)."""
-    location = index_dir or os.environ.get("RAGROUTE_INDEX_DIR") or "~/.ragroute/index"
+    location = index_dir or default_location()
     # a Milvus location (milvus://HOST:PORT/NAME) is a URL: made a path, it would open an empty local index
     path = location if is_milvus(location) else os.path.abspath(os.path.expanduser(location))
     keys = load_api_keys(api_keys)

@@ -67,6 +67,12 @@ class IndexHolder:
         return str(getattr(self.get(), "path", self.index_dir))
 
     @property
+    def location(self) -> str:
+        """The open index's location (a folder, or a Milvus URL: what caches key on across replicas)."""
+        index = self.get()
+        return str(getattr(index, "location", None) or getattr(index, "path", self.index_dir))
+
+    @property
     def uid(self) -> str | None:
         """The open index's uid (the response cache keys name it)."""
         return getattr(self.get(), "uid", None)

@@ -9,19 +9,12 @@ from dataclasses import dataclass, field
 from ragroute.tools.errors import ConfigError
 from ragroute.tools.hybrid import DEFAULT_DOC_TYPE_WEIGHTS, RETRIEVERS, validate_weights
 from ragroute.tools.index.milvus_location import is_milvus, parse_location
+from ragroute.tools.location import default_location
 from ragroute.tools.vectorstore import CHROMA_MODES
 
 MAX_K = 1000
 DEFAULT_GRACE_DAYS = 30.0  # soft-deleted documents `purge_deleted()` keeps by default
 _COLLECTION_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
-
-
-def _default_path() -> str:
-    return (
-        os.environ.get("RAGROUTE_INDEX")
-        or os.environ.get("RAGROUTE_INDEX_DIR")
-        or os.path.join(os.path.expanduser("~"), ".ragroute", "index")
-    )
 
 
 def local_folder(location: str) -> str:
@@ -40,7 +33,7 @@ class IndexConfig:
     `location` keeps the URL and `path` becomes the local folder for the files kept beside an index.
     """
 
-    path: str = field(default_factory=_default_path)
+    path: str = field(default_factory=default_location)
     location: str = ""  # the Milvus URL, or "" for the embedded backend (set from `path`)
     chroma_mode: str = "persistent"
     chroma_host: str = "localhost"
