@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     global FEATURES
     if args.features:  # a subset (the model file names what it reads)
-        FEATURES = tuple(f for f in FEATURES if f in args.features.split(","))
+        FEATURES = tuple(f for f in FEATURES if f in args.features.split(","))  # type: ignore[assignment]
     rows = with_features(collect(args.refresh))
     data = arrays(rows, args.label)
     cv = cross_validate(data, args.repeats, args.C)

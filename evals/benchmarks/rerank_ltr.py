@@ -143,7 +143,7 @@ def cross_validate(
     pool = [(name, cl) for name, claims in by_dataset.items() for cl in claims]
     labels = [name for name, _ in pool]
     systems = ("plain hybrid", "maxsim", "ltr")
-    per_fold = {name: {s: [] for s in systems} for name in by_dataset}
+    per_fold: dict[str, dict[str, list[float]]] = {name: {s: [] for s in systems} for name in by_dataset}
     # each question's nDCG@10 per system in the first repeat (every question held out once)
     per_question: dict[str, dict[str, list[float]]] = {name: {s: [] for s in systems} for name in by_dataset}
     for seed in range(repeats):
@@ -215,7 +215,10 @@ def measure_latency(dataset: str, claims: list[dict[str, Any]], model: LogisticM
     index, _, _ = build_index(ds, progress=False)
     sentence_store.register(index)
     embed = providers.embedder()
-    rerankers = {"maxsim": MaxSimReranker(embed), "ltr": LtrReranker(embed, model)}
+    rerankers: dict[str, MaxSimReranker | LtrReranker] = {
+        "maxsim": MaxSimReranker(embed),
+        "ltr": LtrReranker(embed, model),
+    }
     times: dict[str, list[float]] = {name: [] for name in rerankers}
     cpu: dict[str, list[float]] = {name: [] for name in rerankers}
     load_before = os.getloadavg()
