@@ -109,8 +109,10 @@ def test_counters_move_by_what_was_asked(live_url: str) -> None:
     assert moved("ragroute_node_duration_seconds_count", node="finalize") == runs
     assert moved("ragroute_node_duration_seconds_sum", node="retrieve") > 0
     searches = moved("ragroute_node_duration_seconds_count", node="retrieve")
-    assert searches >= runs and moved("ragroute_retrieval_top_score_count") == searches
-    assert moved("ragroute_retrieval_hits_count") == searches
+    # one observation per search: every retrieve run, plus the hop-2 searches a multihop route makes
+    retrievals = moved("ragroute_retrieval_hits_count")
+    assert searches >= runs and retrievals >= searches
+    assert moved("ragroute_retrieval_top_score_count") == retrievals
     assert moved("ragroute_documents_per_query_count") == runs
     assert moved("ragroute_documents_per_query_sum") == sum(o["k"] for o in outputs)
     assert moved("ragroute_answers_total") == runs
