@@ -7,6 +7,7 @@ embedding applications) pass ready-made objects for one run or graph as `Provide
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import weakref
@@ -97,7 +98,9 @@ def current() -> Providers | None:
 
 _lock = threading.Lock()
 _indexes: dict[str, SearchIndex] = {}
-_chat_models: dict[str, Any] = {}
+# spec -> {running event loop (None outside one): model}: an async client's pooled connections belong
+# to the loop that opened them and fail with "Event loop is closed" once it ends
+_chat_models: dict[str, dict[asyncio.AbstractEventLoop | None, Any]] = {}
 _rerankers: dict[str, Reranker] = {}
 _breakers: dict[str, Any] = {}
 BREAKER_FAILURES = 3  # consecutive transient failures that open a provider's circuit
@@ -170,9 +173,13 @@ def chat_model(spec: str) -> Any:
     bound = _CURRENT.get()
     if bound is not None and bound.chat_model is not None:
         return bound.chat_model
+    loop = _running_loop()
     with _lock:
-        if spec in _chat_models:
-            return _chat_models[spec]
+        per_loop = _chat_models.setdefault(spec, {})
+        for ended in [lp for lp in per_loop if lp is not None and lp.is_closed()]:
+            del per_loop[ended]
+        if loop in per_loop:
+            return per_loop[loop]
     check_llm_provider(spec)
     provider, _, model_name = spec.partition(":")
     kwargs: dict[str, Any] = {}
@@ -182,6 +189,11 @@ def chat_model(spec: str) -> Any:
     try:
         from langchain.chat_models import init_chat_model
 
+        if provider == "openai" and not os.environ.get("OPENAI_PROXY"):
+            import openai
+
+            # langchain_openai shares one async httpx client per base URL across all models and loops
+            kwargs["http_async_client"] = openai.DefaultAsyncHttpxClient()
         model = init_chat_model(model_name, model_provider=provider, temperature=0, **kwargs)
     except ImportError as exc:
         raise ProviderError(spec, f"missing package for provider {provider!r}: {_first_line(exc)}") from exc
@@ -193,7 +205,15 @@ def chat_model(spec: str) -> Any:
             spec, f"cannot be set up: {type(exc).__name__}: {_first_line(exc)}{hint}"
         ) from exc
     with _lock:
-        return _chat_models.setdefault(spec, model)
+        return _chat_models.setdefault(spec, {}).setdefault(loop, model)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The running event loop, or None outside one."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # called outside any event loop (sync ask, CLI checks)
+        return None
 
 
 class StructuredOutputRefused(ProviderError):

@@ -4,6 +4,7 @@ and a server that refuses the response_format is asked again in plain text witho
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import threading
@@ -21,7 +22,7 @@ from ragroute.nodes.verify import verify
 from ragroute.prompts.classify import RouteReply
 from ragroute.runtime import providers
 from ragroute.runtime.providers import Providers, using
-from ragroute.runtime.steps import llm_json
+from ragroute.runtime.steps import call_llm, llm_json
 from ragroute.tools.faithfulness import UNGROUNDED_CAP
 
 pytestmark = pytest.mark.integration
@@ -61,6 +62,15 @@ def rt(smollm2: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
     # a generous timeout: a busy CI machine must not turn a slow reply into a fallback
     yield Runtime(context=Context(llm=SPEC, max_retries=0, llm_timeout_s=300))
     providers._chat_models.pop(SPEC, None)
+
+
+@pytest.mark.llm
+def test_the_chat_model_works_from_one_event_loop_after_another(rt: Runtime) -> None:
+    # sync ask(), notebooks and pytest-asyncio each run a fresh loop: a client kept from an ended loop
+    # failed with "Event loop is closed"
+    first = asyncio.run(call_llm(rt.context, "Say hi."))
+    second = asyncio.run(call_llm(rt.context, "Say hi."))
+    assert isinstance(first[0], str) and isinstance(second[0], str)
 
 
 @pytest.mark.llm
