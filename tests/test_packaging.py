@@ -175,3 +175,44 @@ def test_public_api_names_resolve_lazily() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+# Modules only the extras install (checked against a core-only `pip install -e .`): the core path must not
+# need them. A plain install (README command 1) failed once because the graph's steps imported an extra's
+# package at module level.
+EXTRA_ONLY = (
+    "langserve fastapi sse_starlette multipart fastapi_offline langgraph_cli langgraph_api langchain_openai "
+    "matplotlib cryptography mcp langchain_mcp_adapters pymilvus milvus_lite"
+).split()
+
+CORE_PATH_SCRIPT = textwrap.dedent(
+    """
+    import importlib, pkgutil, sys
+    BLOCKED = set(sys.argv[1].split(","))
+
+    class Block:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in BLOCKED:
+                raise ImportError(f"{name} belongs to an extra")
+            return None
+
+    sys.meta_path.insert(0, Block())
+    import ragroute, ragroute.api, ragroute.cli, ragroute.workflow, ragroute.tools.index
+    import ragroute.nodes, ragroute.runtime, ragroute.tools
+    for pkg in (ragroute.nodes, ragroute.runtime):
+        for mod in pkgutil.iter_modules(pkg.__path__):
+            importlib.import_module(f"{pkg.__name__}.{mod.name}")
+    ragroute.build_graph().compile()
+    ragroute.cli.build_parser().parse_args(["stats"])
+    print("ok")
+    """
+)
+
+
+def test_core_path_imports_without_any_extra(tmp_path: Path) -> None:
+    script = tmp_path / "core_path.py"
+    script.write_text(CORE_PATH_SCRIPT)
+    result = subprocess.run(
+        [sys.executable, str(script), ",".join(EXTRA_ONLY)], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]
