@@ -23,8 +23,8 @@ import time
 
 from langgraph.runtime import Runtime
 from ragroute.context import Context, context_of
-from ragroute.prompts.condense import CONDENSE_PROMPT
-from ragroute.runtime.steps import call_llm, degrade, note, parse_json
+from ragroute.prompts.condense import CONDENSE_PROMPT, CondenseReply
+from ragroute.runtime.steps import degrade, llm_json, note
 from ragroute.state import RAGState
 from ragroute.tools.entities import QUESTION_WORDS
 from ragroute.tools.extractive import content_terms
@@ -147,14 +147,13 @@ def _history_text(history: list[dict]) -> str:
 async def _llm_condense(
     ctx: Context, question: str, history: list[dict]
 ) -> tuple[str, str, dict[str, float]]:
-    text, usage = await call_llm(
-        ctx, CONDENSE_PROMPT.format(history=_history_text(history), question=question)
+    reply, usage = await llm_json(
+        ctx, CONDENSE_PROMPT.format(history=_history_text(history), question=question), CondenseReply
     )
-    data = parse_json(text)
-    standalone = str(data.get("standalone", "")).strip() if isinstance(data, dict) else ""
+    standalone = reply.standalone.strip()
     if not standalone:
-        raise ValueError(f"LLM returned no standalone question: {text[:80]!r}")
-    return standalone, "llm" + (" (follow-up)" if data.get("follow_up") else ""), usage
+        raise ValueError("LLM returned no standalone question")
+    return standalone, "llm" + (" (follow-up)" if reply.follow_up else ""), usage
 
 
 async def condense(state: RAGState, runtime: Runtime[Context]) -> dict:

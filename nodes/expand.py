@@ -11,7 +11,7 @@ from collections import Counter
 
 from langgraph.runtime import Runtime
 from ragroute.context import Context, context_of
-from ragroute.prompts.expand import EXPAND_PROMPT
+from ragroute.prompts.expand import EXPAND_PROMPT, VariantsReply
 from ragroute.runtime.steps import llm_strings, note, timed
 from ragroute.state import RAGState, RetrieveTask
 from ragroute.tools.extractive import content_terms
@@ -59,7 +59,9 @@ async def expand(state: RAGState, runtime: Runtime[Context]) -> dict:
     ctx = context_of(runtime)
     question = state["question"]
     prompt = EXPAND_PROMPT.format(question=question, n=ctx.num_variants)
-    variants, update = await llm_strings(ctx, "expand", prompt, ctx.num_variants, "used PRF variants")
+    variants, update = await llm_strings(
+        ctx, "expand", prompt, ctx.num_variants, "used PRF variants", VariantsReply
+    )
     method = "llm" if variants else "prf"
     if not variants:
         variants = offline_variants(question, state.get("probe") or [], ctx.num_variants)

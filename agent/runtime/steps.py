@@ -192,7 +192,8 @@ def parse_json(text: str) -> Any:
     match = _JSON_BLOCK.search(text or "")
     if not match:
         raise ValueError(f"no JSON in reply: {text[:80]!r}")
-    return json.loads(match.group(1))
+    # strict=False: small models put raw newlines/tabs inside strings (llama.cpp's JSON grammar allows them)
+    return json.loads(match.group(1), strict=False)
 
 
 def format_sources(sources: list[dict]) -> str:

@@ -20,6 +20,8 @@ from ragroute.nodes.classify import classify
 from ragroute.nodes.decompose import decompose
 from ragroute.nodes.verify import verify
 from ragroute.prompts.classify import RouteReply
+from ragroute.prompts.condense import CONDENSE_PROMPT, CondenseReply
+from ragroute.prompts.expand import EXPAND_PROMPT, VariantsReply
 from ragroute.runtime import providers
 from ragroute.runtime.providers import Providers, using
 from ragroute.runtime.steps import call_llm, llm_json
@@ -91,6 +93,19 @@ async def test_classify_decompose_and_verify_get_schema_valid_json(rt: Runtime, 
     assert not checked["degradations"], checked["degradations"]
     assert checked["trace"][0]["judge"] == "llm"
     assert len(checked["support"]) == 2 and all(0.0 <= c["support"] <= 1.0 for c in checked["support"])
+
+
+@pytest.mark.llm
+async def test_expand_and_condense_get_schema_valid_json(rt: Runtime) -> None:
+    variants, _ = await llm_json(
+        rt.context, EXPAND_PROMPT.format(question="How long do access tokens last?", n=3), VariantsReply
+    )
+    assert variants.queries and all(isinstance(q, str) and q for q in variants.queries)
+    history = "User: How long do access tokens last?"
+    condensed, _ = await llm_json(
+        rt.context, CONDENSE_PROMPT.format(history=history, question="And refresh tokens?"), CondenseReply
+    )
+    assert condensed.standalone.strip()
 
 
 @pytest.mark.llm
