@@ -14,34 +14,14 @@ import pytest
 import ragroute
 from ragroute.evals.datasets import load_golden
 from ragroute.feedback_cli import golden_set
-from ragroute.runtime import answer_ids, caching
+from ragroute.runtime import answer_ids
 from ragroute.runtime.feedback import FEEDBACK_FILE, AnswerNotFound, FeedbackStore
 from ragroute.runtime.providers import Providers
 from ragroute.tools.errors import InputError
-from ragroute.tools.index import HybridIndex, IndexConfig
 
-from tests.conftest import corpus_batch
 from tests.unit.test_tracing import langfuse_memory  # noqa: F401 - the in-memory Langfuse client fixture
 
 QUESTION = "How long do refresh tokens last?"
-
-
-@pytest.fixture(scope="module")
-def shared_index(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Any:
-    """The tiny corpus indexed once for the module (each test rates its own fresh answers)."""
-    index = HybridIndex(
-        IndexConfig(path=str(tmp_path_factory.mktemp("feedback-api") / "index")), embedder=embedder
-    )
-    index.upsert_documents(corpus_batch())
-    yield index
-    index.close()
-
-
-@pytest.fixture
-def index(shared_index: Any) -> Any:
-    caching.set_cache()  # a cached answer from another test must not stand in for this test's run
-    yield shared_index
-    caching.set_cache()
 
 
 def ask(index: Any, question: str = QUESTION, **kw: Any) -> dict[str, Any]:

@@ -9,11 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
-from ragroute.runtime import answer_ids, caching
+from ragroute.runtime import answer_ids
 from ragroute.server.app import create_app
-from ragroute.tools.index import HybridIndex, IndexConfig
-
-from tests.conftest import corpus_batch
 
 ALICE = "alice-key-00001"
 BOB = "bob-key-0000002"  # the same scope as alice: her cached answers are served to him
@@ -24,24 +21,6 @@ KEYS = {
     ADMIN: {"user": "root", "unrestricted": True, "write": True},
 }
 QUESTION = "How long do refresh tokens last?"
-
-
-@pytest.fixture(scope="module")
-def shared_index(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Any:
-    """The tiny corpus indexed once for the module (each test rates its own fresh answers)."""
-    index = HybridIndex(
-        IndexConfig(path=str(tmp_path_factory.mktemp("feedback-server") / "index")), embedder=embedder
-    )
-    index.upsert_documents(corpus_batch())
-    yield index
-    index.close()
-
-
-@pytest.fixture
-def index(shared_index: Any) -> Any:
-    caching.set_cache()  # a cached answer from another test must not stand in for this test's run
-    yield shared_index
-    caching.set_cache()
 
 
 @pytest.fixture
